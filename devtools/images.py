@@ -1,0 +1,428 @@
+"""Push synthetic images to a registry with plain synchronous httpx (independent of docker_transfer).
+
+Layers are random bytes; manifests, configs and indexes are real OCI / Docker v2 documents, so
+a registry validates them like any pushed image.  Handles anonymous, HTTP Basic (htpasswd) and
+Bearer-token registries, and TLS with a custom CA.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import ssl
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, NamedTuple, Self
+
+import httpx
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+IN_TOTO = "application/vnd.in-toto+json"
+
+Format = Literal["oci", "docker"]
+Verify = bool | str | ssl.SSLContext
+_MEDIA = {
+    "oci": (OCI_INDEX, OCI_MANIFEST, OCI_CONFIG, OCI_LAYER),
+    "docker": (DOCKER_LIST, DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER),
+}
+
+
+def sha256_digest(data: bytes) -> str:
+    """``sha256:<hex>`` of ``data``."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Deterministic compact JSON encoding used for all generated documents."""
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+
+
+def parse_platform(platform: str) -> dict[str, str]:
+    """``"linux/arm64/v8"`` -> ``{"os": "linux", "architecture": "arm64", "variant": "v8"}``."""
+    parts = platform.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ValueError(f"bad platform {platform!r}; want os/arch[/variant]")
+    result = {"os": parts[0], "architecture": parts[1]}
+    if len(parts) == 3:
+        result["variant"] = parts[2]
+    return result
+
+
+class PushedManifest(NamedTuple):
+    """A manifest as pushed: digest, exact bytes, media type."""
+
+    digest: str
+    data: bytes
+    media_type: str
+
+
+@dataclass
+class PushedImage:
+    """Result of :func:`push_image`."""
+
+    repo: str
+    tag: str
+    index_digest: str
+    index_bytes: bytes
+    index_media_type: str
+    children: dict[str, PushedManifest]
+    """Platform string (as given) -> its image manifest."""
+    attestations: dict[str, PushedManifest] = field(default_factory=dict)
+    """Platform string -> the attestation manifest that refers to that platform's manifest."""
+    platform_blobs: dict[str, list[str]] = field(default_factory=dict)
+    """Platform string -> [config digest, layer digests...]."""
+    blobs: dict[str, bytes] = field(default_factory=dict)
+    """Every blob pushed (configs, layers, attestation blobs): digest -> bytes."""
+
+    @property
+    def index(self) -> PushedManifest:
+        """The index / manifest list as a :class:`PushedManifest`."""
+        return PushedManifest(self.index_digest, self.index_bytes, self.index_media_type)
+
+
+@dataclass
+class PushedSingle:
+    """Result of :func:`push_single`: one image manifest (no index)."""
+
+    repo: str
+    tag: str
+    manifest: PushedManifest
+    config_digest: str
+    layer_digests: list[str]
+    blobs: dict[str, bytes]
+
+    @property
+    def digest(self) -> str:
+        """The manifest digest."""
+        return self.manifest.digest
+
+
+class RegistryPusher:
+    """Synchronous registry client for seeding test registries (context manager)."""
+
+    def __init__(self, registry_url: str, *, auth: tuple[str, str] | None = None, verify: Verify = True) -> None:
+        self.base = registry_url.rstrip("/")
+        self.auth = auth
+        if isinstance(verify, str):
+            verify = ssl.create_default_context(cafile=verify)
+        self.client = httpx.Client(verify=verify, timeout=30.0)
+        self._authz: str | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.client.close()
+
+    # -- auth-aware request --------------------------------------------------------------------
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Send a request, answering one Basic or Bearer challenge if the registry asks."""
+        if not url.startswith(("http://", "https://")):
+            url = self.base + url
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if self._authz is not None:
+            headers["Authorization"] = self._authz
+        resp = self.client.request(method, url, headers=headers, **kwargs)
+        if resp.status_code != 401:
+            return resp
+        challenge = resp.headers.get("WWW-Authenticate", "")
+        self._authz = self._answer_challenge(challenge)
+        headers["Authorization"] = self._authz
+        return self.client.request(method, url, headers=headers, **kwargs)
+
+    def _answer_challenge(self, challenge: str) -> str:
+        scheme, _, params_text = challenge.partition(" ")
+        if scheme.lower() == "basic":
+            if self.auth is None:
+                raise PermissionError("registry wants Basic auth but no credentials were given")
+            return "Basic " + base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
+        if scheme.lower() != "bearer":
+            raise PermissionError(f"unsupported challenge {challenge!r}")
+        params = dict(re.findall(r'(\w+)="([^"]*)"', params_text))
+        query = {k: params[k] for k in ("service", "scope") if k in params}
+        resp = self.client.get(params["realm"], params=query, auth=self.auth)
+        if resp.status_code != 200:
+            raise PermissionError(f"token server said {resp.status_code}: {resp.text}")
+        body = resp.json()
+        return "Bearer " + (body.get("token") or body["access_token"])
+
+    # -- primitives ----------------------------------------------------------------------------
+    def blob_exists(self, repo: str, digest: str) -> bool:
+        """HEAD the blob."""
+        return self.request("HEAD", f"/v2/{repo}/blobs/{digest}").status_code == 200
+
+    def push_blob(self, repo: str, data: bytes) -> str:
+        """Monolithic upload (POST then PUT ?digest=); skipped if the blob already exists."""
+        digest = sha256_digest(data)
+        if self.blob_exists(repo, digest):
+            return digest
+        resp = self.request("POST", f"/v2/{repo}/blobs/uploads/")
+        _expect(resp, 202)
+        location = httpx.URL(self.base + "/").join(resp.headers["Location"])
+        put_url = location.copy_merge_params({"digest": digest})
+        resp = self.request(
+            "PUT", str(put_url), content=data, headers={"Content-Type": "application/octet-stream"}
+        )
+        _expect(resp, 201)
+        return digest
+
+    def push_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str:
+        """PUT a manifest (by tag or digest); returns its digest."""
+        resp = self.request("PUT", f"/v2/{repo}/manifests/{ref}", content=data, headers={"Content-Type": media_type})
+        _expect(resp, 201)
+        return sha256_digest(data)
+
+    def get_manifest(self, repo: str, ref: str, accept: str | None = None) -> PushedManifest:
+        """GET a manifest (accepting all known types unless ``accept`` is given)."""
+        accept = accept or ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST])
+        resp = self.request("GET", f"/v2/{repo}/manifests/{ref}", headers={"Accept": accept})
+        _expect(resp, 200)
+        return PushedManifest(sha256_digest(resp.content), resp.content, resp.headers.get("Content-Type", ""))
+
+    def get_blob(self, repo: str, digest: str) -> bytes:
+        """GET a blob's bytes (following redirects)."""
+        resp = self.request("GET", f"/v2/{repo}/blobs/{digest}", follow_redirects=True)
+        _expect(resp, 200)
+        return resp.content
+
+    # -- images --------------------------------------------------------------------------------
+    def push_platform_manifest(
+        self,
+        repo: str,
+        platform: str,
+        *,
+        fmt: Format = "oci",
+        layers: list[bytes],
+        ref: str | None = None,
+        blobs: dict[str, bytes] | None = None,
+    ) -> tuple[PushedManifest, str, list[str]]:
+        """Push config + layers + image manifest; returns (manifest, config digest, layer digests)."""
+        _, manifest_type, config_type, layer_type = _MEDIA[fmt]
+        plat = parse_platform(platform)
+        diff_ids = [sha256_digest(layer) for layer in layers]
+        config = canonical_json(
+            {
+                **plat,
+                "config": {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/true"]},
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                "history": [{"created_by": f"devtools layer {i}"} for i in range(len(layers))],
+            }
+        )
+        layer_descs = []
+        for layer in layers:
+            layer_descs.append({"mediaType": layer_type, "digest": self.push_blob(repo, layer), "size": len(layer)})
+        config_digest = self.push_blob(repo, config)
+        if blobs is not None:
+            blobs[config_digest] = config
+            blobs.update((sha256_digest(layer), layer) for layer in layers)
+        manifest = canonical_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": manifest_type,
+                "config": {"mediaType": config_type, "digest": config_digest, "size": len(config)},
+                "layers": layer_descs,
+            }
+        )
+        digest = self.push_manifest(repo, ref or sha256_digest(manifest), manifest, manifest_type)
+        return PushedManifest(digest, manifest, manifest_type), config_digest, [d["digest"] for d in layer_descs]
+
+    def push_attestation(self, repo: str, subject: PushedManifest, blobs: dict[str, bytes]) -> PushedManifest:
+        """Push a buildx-style attestation manifest (in-toto layer) describing ``subject``."""
+        statement = canonical_json(
+            {
+                "_type": "https://in-toto.io/Statement/v0.1",
+                "predicateType": "https://slsa.dev/provenance/v0.2",
+                "subject": [{"name": f"pkg:docker/{repo}", "digest": {"sha256": subject.digest.split(":")[1]}}],
+                "predicate": {"builder": {"id": "devtools"}, "nonce": os.urandom(8).hex()},
+            }
+        )
+        config = canonical_json(
+            {"architecture": "unknown", "os": "unknown", "config": {},
+             "rootfs": {"type": "layers", "diff_ids": [sha256_digest(statement)]}}
+        )
+        statement_digest = self.push_blob(repo, statement)
+        config_digest = self.push_blob(repo, config)
+        blobs[statement_digest] = statement
+        blobs[config_digest] = config
+        manifest = canonical_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+                "layers": [
+                    {
+                        "mediaType": IN_TOTO,
+                        "digest": statement_digest,
+                        "size": len(statement),
+                        "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"},
+                    }
+                ],
+            }
+        )
+        digest = self.push_manifest(repo, sha256_digest(manifest), manifest, OCI_MANIFEST)
+        return PushedManifest(digest, manifest, OCI_MANIFEST)
+
+    def push_image(
+        self,
+        repo: str,
+        tag: str,
+        *,
+        platforms: list[str],
+        fmt: Format = "oci",
+        layers_per_platform: int = 2,
+        layer_size: int = 2048,
+        shared_layers: list[bytes] | None = None,
+        attestations: bool = False,
+    ) -> PushedImage:
+        """Push a multi-platform image: children first, then the index under ``tag``."""
+        if attestations and fmt != "oci":
+            raise ValueError("attestation manifests need fmt='oci'")
+        index_type, manifest_type, _, _ = _MEDIA[fmt]
+        blobs: dict[str, bytes] = {}
+        children: dict[str, PushedManifest] = {}
+        attests: dict[str, PushedManifest] = {}
+        platform_blobs: dict[str, list[str]] = {}
+        entries: list[dict[str, Any]] = []
+        for platform in platforms:
+            layers = list(shared_layers or []) + [os.urandom(layer_size) for _ in range(layers_per_platform)]
+            child, config_digest, layer_digests = self.push_platform_manifest(
+                repo, platform, fmt=fmt, layers=layers, blobs=blobs
+            )
+            children[platform] = child
+            platform_blobs[platform] = [config_digest, *layer_digests]
+            entries.append(
+                {"mediaType": manifest_type, "digest": child.digest, "size": len(child.data),
+                 "platform": parse_platform(platform)}
+            )
+        if attestations:
+            for platform, child in children.items():
+                att = self.push_attestation(repo, child, blobs)
+                attests[platform] = att
+                entries.append(
+                    {
+                        "mediaType": OCI_MANIFEST,
+                        "digest": att.digest,
+                        "size": len(att.data),
+                        "annotations": {
+                            "vnd.docker.reference.digest": child.digest,
+                            "vnd.docker.reference.type": "attestation-manifest",
+                        },
+                        "platform": {"architecture": "unknown", "os": "unknown"},
+                    }
+                )
+        index = canonical_json({"schemaVersion": 2, "mediaType": index_type, "manifests": entries})
+        index_digest = self.push_manifest(repo, tag, index, index_type)
+        return PushedImage(repo, tag, index_digest, index, index_type, children, attests, platform_blobs, blobs)
+
+    def push_single(
+        self,
+        repo: str,
+        tag: str,
+        *,
+        platform: str = "linux/amd64",
+        fmt: Format = "oci",
+        layers: int = 2,
+        layer_size: int = 2048,
+        shared_layers: list[bytes] | None = None,
+    ) -> PushedSingle:
+        """Push one single-platform image manifest under ``tag`` (no index)."""
+        blobs: dict[str, bytes] = {}
+        layer_data = list(shared_layers or []) + [os.urandom(layer_size) for _ in range(layers)]
+        manifest, config_digest, layer_digests = self.push_platform_manifest(
+            repo, platform, fmt=fmt, layers=layer_data, ref=tag, blobs=blobs
+        )
+        return PushedSingle(repo, tag, manifest, config_digest, layer_digests, blobs)
+
+
+def _expect(resp: httpx.Response, status: int) -> None:
+    if resp.status_code != status:
+        raise RuntimeError(
+            f"{resp.request.method} {resp.request.url} -> {resp.status_code} (wanted {status}): {resp.text[:500]}"
+        )
+
+
+def push_image(
+    registry_url: str,
+    repo: str,
+    tag: str,
+    *,
+    platforms: list[str] | None = None,
+    fmt: Format = "oci",
+    layers_per_platform: int = 2,
+    layer_size: int = 2048,
+    shared_layers: list[bytes] | None = None,
+    attestations: bool = False,
+    auth: tuple[str, str] | None = None,
+    verify: Verify = True,
+) -> PushedImage:
+    """Push a multi-platform image (default linux/amd64 + linux/arm64/v8); see :class:`RegistryPusher`."""
+    with RegistryPusher(registry_url, auth=auth, verify=verify) as pusher:
+        return pusher.push_image(
+            repo,
+            tag,
+            platforms=platforms or ["linux/amd64", "linux/arm64/v8"],
+            fmt=fmt,
+            layers_per_platform=layers_per_platform,
+            layer_size=layer_size,
+            shared_layers=shared_layers,
+            attestations=attestations,
+        )
+
+
+def push_single(
+    registry_url: str,
+    repo: str,
+    tag: str,
+    *,
+    platform: str = "linux/amd64",
+    fmt: Format = "oci",
+    layers: int = 2,
+    layer_size: int = 2048,
+    shared_layers: list[bytes] | None = None,
+    auth: tuple[str, str] | None = None,
+    verify: Verify = True,
+) -> PushedSingle:
+    """Push a single-platform image manifest (no index)."""
+    with RegistryPusher(registry_url, auth=auth, verify=verify) as pusher:
+        return pusher.push_single(
+            repo, tag, platform=platform, fmt=fmt, layers=layers, layer_size=layer_size, shared_layers=shared_layers
+        )
+
+
+def push_blob(
+    registry_url: str, repo: str, data: bytes, *, auth: tuple[str, str] | None = None, verify: Verify = True
+) -> str:
+    """Upload one blob; returns its digest."""
+    with RegistryPusher(registry_url, auth=auth, verify=verify) as pusher:
+        return pusher.push_blob(repo, data)
+
+
+def push_manifest(
+    registry_url: str,
+    repo: str,
+    ref: str,
+    data: bytes,
+    media_type: str,
+    *,
+    auth: tuple[str, str] | None = None,
+    verify: Verify = True,
+) -> str:
+    """PUT one manifest; returns its digest."""
+    with RegistryPusher(registry_url, auth=auth, verify=verify) as pusher:
+        return pusher.push_manifest(repo, ref, data, media_type)

@@ -1,0 +1,156 @@
+"""Moving one blob from a source repository to a destination repository.
+
+Each blob is copied at most once per run: concurrent requests for the same
+destination share one task, and a blob already pushed to another repository of
+the destination registry is mounted there instead of uploaded again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from docker_transfer.manifest import Descriptor
+from docker_transfer.reference import Reference
+from docker_transfer.registry.blobs import blob_exists, open_blob
+from docker_transfer.registry.client import RegistryClient
+from docker_transfer.registry.upload import (
+    UploadSession,
+    mount_blob,
+    start_upload,
+    upload_chunked,
+    upload_monolithic,
+)
+
+READ_CHUNK = 1024 * 1024
+ProgressHook = Callable[[int], None]
+
+
+class BlobOutcome(Enum):
+    """How a blob reached the destination."""
+
+    PRESENT = "present"
+    MOUNTED = "mounted"
+    UPLOADED = "uploaded"
+
+
+@dataclass
+class BlobTracker:
+    """Run-wide memory of blobs: which destination repos hold them, which copies are in flight."""
+
+    concurrency: int = 8
+    _semaphore: asyncio.Semaphore | None = None
+    _tasks: dict[tuple[str, str, str], asyncio.Task[BlobOutcome]] = field(default_factory=dict)
+    _holders: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+
+    @property
+    def semaphore(self) -> asyncio.Semaphore:
+        """Bounds the blob streams open at once across the whole run."""
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.concurrency)
+        return self._semaphore
+
+    def holders(self, host: str, digest: str) -> set[str]:
+        """Destination repositories on ``host`` known to hold ``digest``."""
+        return self._holders.setdefault((host, digest), set())
+
+    def remember(self, host: str, repository: str, digest: str) -> None:
+        """Record that ``host/repository`` now holds ``digest``."""
+        self.holders(host, digest).add(repository)
+
+
+async def _source_chunks(client: RegistryClient, source: Reference, digest: str) -> AsyncIterator[bytes]:
+    async with open_blob(client, source.api_host, source.repository, digest) as response:
+        async for chunk in response.aiter_raw(READ_CHUNK):
+            client.stats.bytes_read += len(chunk)
+            yield chunk
+
+
+class BlobCopier:
+    """Ensures blobs exist in a destination repository, by HEAD, mount or streamed upload."""
+
+    def __init__(self, client: RegistryClient, tracker: BlobTracker) -> None:
+        self.client = client
+        self.tracker = tracker
+
+    async def ensure(
+        self,
+        source: Reference,
+        destination: Reference,
+        blob: Descriptor,
+        progress: ProgressHook | None = None,
+    ) -> BlobOutcome:
+        """Make ``blob`` present in ``destination``'s repository; shared by concurrent callers."""
+        key = (destination.api_host, destination.repository, blob.digest)
+        task = self.tracker._tasks.get(key)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = asyncio.ensure_future(self._ensure(source, destination, blob, progress))
+            self.tracker._tasks[key] = task
+        return await asyncio.shield(task)
+
+    async def _ensure(
+        self, source: Reference, destination: Reference, blob: Descriptor, progress: ProgressHook | None
+    ) -> BlobOutcome:
+        host, repo = destination.api_host, destination.repository
+        client = self.client
+        if repo in self.tracker.holders(host, blob.digest) or await client.retry.call(
+            lambda: blob_exists(client, host, repo, blob.digest)
+        ):
+            self.tracker.remember(host, repo, blob.digest)
+            if progress:
+                progress(blob.size)
+            return BlobOutcome.PRESENT
+        session = await self._try_mounts(source, destination, blob.digest)
+        if session is None:
+            self.tracker.remember(host, repo, blob.digest)
+            if progress:
+                progress(blob.size)
+            return BlobOutcome.MOUNTED
+        first: list[UploadSession] = [session] if isinstance(session, UploadSession) else []
+
+        async def attempt() -> None:
+            sent = 0
+
+            def counted(n: int) -> None:
+                nonlocal sent
+                sent += n
+                if progress:
+                    progress(n)
+
+            open_session = first.pop() if first else await start_upload(client, host, repo)
+            try:
+                async with self.tracker.semaphore:
+                    chunks = _source_chunks(client, source, blob.digest)
+                    if host in client.chunked_hosts:
+                        await upload_chunked(client, open_session, blob.digest, blob.size, chunks, counted)
+                    else:
+                        await upload_monolithic(client, open_session, blob.digest, blob.size, chunks, counted)
+            except BaseException:
+                if progress and sent:
+                    progress(-sent)
+                raise
+
+        await client.retry.call(attempt)
+        self.tracker.remember(host, repo, blob.digest)
+        return BlobOutcome.UPLOADED
+
+    async def _try_mounts(
+        self, source: Reference, destination: Reference, digest: str
+    ) -> UploadSession | bool | None:
+        """``None`` when mounted; an upload session or ``False`` when it must be uploaded."""
+        host, repo = destination.api_host, destination.repository
+        candidates = sorted(self.tracker.holders(host, digest) - {repo})
+        if source.api_host == host and source.repository != repo:
+            candidates.insert(0, source.repository)
+        session: UploadSession | bool = False
+        for other in candidates[:3]:
+            mounted = await self.client.retry.call(
+                functools.partial(mount_blob, self.client, host, repo, digest, other)
+            )
+            if mounted is None:
+                return None
+            session = mounted
+        return session

@@ -1,0 +1,214 @@
+"""Registry authentication as an httpx auth flow.
+
+The flow sends a request with whatever it already knows for the host (a cached
+bearer token for the request's scopes, or basic credentials), and on a 401 reads
+the ``WWW-Authenticate`` challenge, fetches a token from the realm (anonymous,
+with a password, or with an identity token), and replays the request once.
+A second 401 is final: it surfaces as an authentication error, not a loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from collections.abc import AsyncGenerator, Generator
+from dataclasses import dataclass, field
+
+import httpx
+
+from docker_transfer.errors import AuthenticationError, RegistryError
+from docker_transfer.registry.credentials import Credential, CredentialLookup
+from docker_transfer.registry.httperrors import MAX_ERROR_BODY, read_bounded
+from docker_transfer.registry.transport import TransportOptions
+
+MAX_TOKEN_BODY = 1024 * 1024
+_TOKEN_MARGIN = 20.0
+_PARAM_RE = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
+_PATH_RE = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)(?:/|$)")
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """One ``WWW-Authenticate`` challenge: its scheme and parameters."""
+
+    scheme: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def parse_challenges(header: str) -> list[Challenge]:
+    """Parse ``Bearer realm="…",service="…",scope="…"`` (and ``Basic realm=…``)."""
+    challenges: list[Challenge] = []
+    rest = header.strip()
+    while rest:
+        m = re.match(r"([A-Za-z][A-Za-z0-9_-]*)\s*", rest)
+        if m is None:
+            break
+        scheme = m.group(1).lower()
+        rest = rest[m.end() :]
+        params: dict[str, str] = {}
+        while True:
+            pm = _PARAM_RE.match(rest)
+            if pm is None:
+                break
+            value = pm.group(2) if pm.group(2) is not None else (pm.group(3) or "")
+            params[pm.group(1).lower()] = value.replace('\\"', '"')
+            rest = rest[pm.end() :].lstrip()
+            if rest.startswith(","):
+                rest = rest[1:].lstrip()
+                if _PARAM_RE.match(rest) is None:
+                    break
+            else:
+                break
+        challenges.append(Challenge(scheme, params))
+    return challenges
+
+
+def scopes_for(request: httpx.Request) -> tuple[str, ...]:
+    """The token scopes a request needs: pull for reads, pull+push for writes, pull on a mount source."""
+    m = _PATH_RE.match(request.url.path)
+    if m is None:
+        return ()
+    name = m.group("name")
+    write = request.method not in ("GET", "HEAD")
+    scopes = [f"repository:{name}:{'pull,push' if write else 'pull'}"]
+    mount_from = request.url.params.get("from")
+    if mount_from and mount_from != name:
+        scopes.append(f"repository:{mount_from}:pull")
+    return tuple(scopes)
+
+
+def _basic(credential: Credential) -> str:
+    raw = f"{credential.username}:{credential.password}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+class RegistryAuth(httpx.Auth):
+    """Auth flow shared by every request to registries; caches per host and scope."""
+
+    def __init__(self, credentials: CredentialLookup, transport: TransportOptions) -> None:
+        self._credentials = credentials
+        self._transport = transport
+        self._bearer: dict[str, Challenge] = {}
+        self._basic_hosts: set[str] = set()
+        self._tokens: dict[tuple[str, tuple[str, ...]], _Token] = {}
+        self.token_requests = 0
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raise RuntimeError("docker-transfer's registry auth is async only")
+
+    def _credential(self, host: str) -> Credential | None:
+        return self._credentials(host)
+
+    def _cached(self, host: str, scopes: tuple[str, ...]) -> str | None:
+        if host in self._basic_hosts:
+            cred = self._credential(host)
+            return _basic(cred) if cred and cred.password else None
+        if host in self._bearer:
+            token = self._tokens.get((host, scopes))
+            if token and token.expires_at > time.monotonic():
+                return f"Bearer {token.value}"
+        return None
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        host = request.url.netloc.decode().lower()
+        scopes = scopes_for(request)
+        header = self._cached(host, scopes)
+        if header:
+            request.headers["Authorization"] = header
+        response = yield request
+        if response.status_code != 401:
+            return
+        challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
+        bearer = next((c for c in challenges if c.scheme == "bearer"), None)
+        basic = next((c for c in challenges if c.scheme == "basic"), None)
+        credential = self._credential(host)
+        if bearer is not None and "realm" in bearer.params:
+            self._bearer[host] = bearer
+            wanted = _merge_scopes(scopes, bearer.params.get("scope", ""))
+            token_request = self._token_request(request.url, bearer, wanted, credential)
+            token_response = yield token_request
+            token = await self._read_token(token_response, host)
+            self._tokens[(host, scopes)] = token
+            request.headers["Authorization"] = f"Bearer {token.value}"
+            yield request
+        elif basic is not None and credential is not None and credential.password:
+            self._basic_hosts.add(host)
+            request.headers["Authorization"] = _basic(credential)
+            yield request
+        # Otherwise the 401 stands and the caller reports it.
+
+    def _token_request(
+        self,
+        registry_url: httpx.URL,
+        challenge: Challenge,
+        scopes: tuple[str, ...],
+        credential: Credential | None,
+    ) -> httpx.Request:
+        realm = httpx.URL(challenge.params["realm"])
+        self._transport.check_url(realm, previous=registry_url)
+        service = challenge.params.get("service")
+        self.token_requests += 1
+        if credential is not None and credential.identity_token:
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": credential.identity_token,
+                "client_id": "docker-transfer",
+                "access_type": "offline",
+            }
+            if service:
+                form["service"] = service
+            if scopes:
+                form["scope"] = " ".join(scopes)
+            return httpx.Request("POST", realm, data=form)
+        params: list[tuple[str, str | int | float | bool | None]] = []
+        if service:
+            params.append(("service", service))
+        params.extend(("scope", s) for s in scopes)
+        headers = {}
+        if credential is not None and credential.password:
+            headers["Authorization"] = _basic(credential)
+        return httpx.Request("GET", realm.copy_merge_params(params), headers=headers)
+
+    async def _read_token(self, response: httpx.Response, host: str) -> _Token:
+        if response.status_code in (401, 403):
+            await read_bounded(response, MAX_ERROR_BODY)
+            raise AuthenticationError(
+                f"authentication failed at {host}: the token service refused the credentials "
+                f"({response.status_code}); check the username and password for {host}",
+                status=response.status_code,
+                host=host,
+            )
+        body = await read_bounded(response, MAX_TOKEN_BODY)
+        if response.status_code >= 400:
+            raise RegistryError(
+                f"token service for {host} answered {response.status_code}",
+                status=response.status_code,
+                host=host,
+                retryable=response.status_code >= 500 or response.status_code == 429,
+            )
+        try:
+            doc = json.loads(body)
+            value = doc.get("token") or doc.get("access_token")
+            expires_in = float(doc.get("expires_in") or 60)
+        except (ValueError, AttributeError, TypeError):
+            value, expires_in = None, 0.0
+        if not isinstance(value, str) or not value:
+            raise RegistryError(f"token service for {host} returned no token", host=host)
+        expires_in = max(expires_in, 60.0)
+        return _Token(value, time.monotonic() + expires_in - _TOKEN_MARGIN)
+
+
+def _merge_scopes(ours: tuple[str, ...], challenged: str) -> tuple[str, ...]:
+    merged = list(ours)
+    for scope in challenged.split():
+        if scope and scope not in merged:
+            merged.append(scope)
+    return tuple(merged)

@@ -1,0 +1,77 @@
+"""Blob verbs: HEAD, and a streamed GET that follows redirects safely.
+
+Registries often redirect blob downloads to object storage on another host.
+Such a hop is sent with no Authorization at all: credentials for a registry
+never travel to a host they were not given for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from docker_transfer.errors import DigestMismatchError, RegistryError, SizeMismatchError
+from docker_transfer.registry.client import RegistryClient
+from docker_transfer.registry.httperrors import error_from_response, read_bounded
+
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+async def blob_exists(client: RegistryClient, host: str, repository: str, digest: str) -> bool:
+    """HEAD a blob in a repository."""
+    url = await client.url(host, f"/v2/{repository}/blobs/{digest}")
+    response = await client.send("HEAD", url)
+    if response.status_code == 200:
+        return True
+    if response.status_code == 404:
+        return False
+    raise await error_from_response(response, f"HEAD blob {digest} in {host}/{repository}")
+
+
+@asynccontextmanager
+async def open_blob(
+    client: RegistryClient, host: str, repository: str, digest: str
+) -> AsyncIterator[httpx.Response]:
+    """Open a blob for streaming; the response is closed when the block exits."""
+    url = httpx.URL(await client.url(host, f"/v2/{repository}/blobs/{digest}"))
+    origin = url
+    response = await client.send("GET", url, stream=True)
+    hops = 0
+    try:
+        while response.status_code in _REDIRECTS:
+            hops += 1
+            location = response.headers.get("Location")
+            await response.aclose()
+            if not location or hops > MAX_REDIRECTS:
+                raise RegistryError(f"blob {digest}: too many or empty redirects from {host}", host=host)
+            target = url.join(location)
+            client.transport.check_url(target, previous=url)
+            same_origin = (target.scheme, target.netloc) == (origin.scheme, origin.netloc)
+            url = target
+            response = await client.send("GET", url, stream=True, authenticate=same_origin)
+        if response.status_code != 200:
+            raise await error_from_response(response, f"GET blob {digest} from {host}/{repository}")
+        yield response
+    finally:
+        await response.aclose()
+
+
+async def read_blob(
+    client: RegistryClient, host: str, repository: str, digest: str, size: int, *, limit: int
+) -> bytes:
+    """Download a small blob (an image config) whole, verifying size and sha256."""
+    if size > limit:
+        raise RegistryError(f"blob {digest}: {size} bytes is more than the {limit}-byte limit for configs")
+    async with open_blob(client, host, repository, digest) as response:
+        data = await read_bounded(response, limit + 1)
+    client.stats.bytes_read += len(data)
+    if len(data) != size:
+        raise SizeMismatchError(digest, size, len(data))
+    actual = "sha256:" + hashlib.sha256(data).hexdigest()
+    if digest.startswith("sha256:") and actual != digest:
+        raise DigestMismatchError(digest, actual, what="blob")
+    return data

@@ -1,0 +1,156 @@
+"""The registry client core: one pooled HTTP client, auth, scheme choice, request accounting.
+
+Verbs live beside it, one file each (``manifests``, ``blobs``, ``upload``), and
+talk to registries only through :meth:`RegistryClient.send`, so network errors,
+TLS failures and request counting are handled in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import Counter
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from docker_transfer.errors import TLSError
+from docker_transfer.registry.auth import RegistryAuth
+from docker_transfer.registry.credentials import CredentialLookup, CredentialStore
+from docker_transfer.registry.httperrors import transport_error
+from docker_transfer.registry.retry import RetryPolicy
+from docker_transfer.registry.transport import TransportOptions
+
+
+@dataclass
+class RequestStats:
+    """What was asked of which host: counts by (host, method, kind) and bytes moved."""
+
+    requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    bytes_read: int = 0
+    bytes_written: int = 0
+
+    def count(self, host: str | None = None, method: str | None = None, kind: str | None = None) -> int:
+        """Sum of requests matching the given filters (``None`` matches anything)."""
+        return sum(
+            n
+            for (h, m, k), n in self.requests.items()
+            if (host is None or h == host) and (method is None or m == method) and (kind is None or k == kind)
+        )
+
+
+def _kind(path: str) -> str:
+    if path.rstrip("/") == "/v2":
+        return "ping"
+    if "/blobs/uploads" in path:
+        return "upload"
+    if "/manifests/" in path:
+        return "manifest"
+    if "/blobs/" in path:
+        return "blob"
+    if "/tags/" in path:
+        return "tags"
+    return "other"
+
+
+def _is_tls_failure(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen.verify_message or "certificate verify failed"
+        if isinstance(seen, ssl.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return "certificate verify failed"
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return "certificate verify failed"
+    return None
+
+
+class RegistryClient:
+    """Async client for any number of registries, sharing one connection pool and auth cache."""
+
+    def __init__(
+        self,
+        transport: TransportOptions | None = None,
+        credentials: CredentialLookup | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.transport = transport or TransportOptions()
+        self.credentials: CredentialLookup = credentials or CredentialStore()
+        self.retry = retry or RetryPolicy()
+        self.http = http or self.transport.build_client()
+        self.auth = RegistryAuth(self.credentials, self.transport)
+        self.stats = RequestStats()
+        self._bases: dict[str, str] = {}
+        self._probe_locks: dict[str, asyncio.Lock] = {}
+        self.chunked_hosts: set[str] = set()
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        await self.http.aclose()
+
+    async def base_url(self, host: str) -> str:
+        """``https://host``; for an insecure-listed host, whichever of https/http answers."""
+        if host in self._bases:
+            return self._bases[host]
+        if not self.transport.is_insecure(host):
+            self._bases[host] = f"https://{host}"
+            return self._bases[host]
+        lock = self._probe_locks.setdefault(host, asyncio.Lock())
+        async with lock:
+            if host not in self._bases:
+                self._bases[host] = await self._probe(host)
+        return self._bases[host]
+
+    async def _probe(self, host: str) -> str:
+        # Like Docker for insecure registries: TLS without verification first, then plain HTTP.
+        try:
+            response = await self.http.get(f"https://{host}/v2/", timeout=10.0)
+            await response.aclose()
+            return f"https://{host}"
+        except httpx.HTTPError:
+            return f"http://{host}"
+
+    async def send(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        content: Any = None,
+        stream: bool = False,
+        authenticate: bool = True,
+    ) -> httpx.Response:
+        """Send one request; network failures become :class:`TransportError` or :class:`TLSError`.
+
+        With ``stream=True`` the caller must close the response. ``authenticate=False``
+        sends no credentials at all (used for hops to other hosts).
+        """
+        request = self.http.build_request(method, url, headers=headers, params=params, content=content)
+        host = request.url.netloc.decode()
+        self.stats.requests[(host, method, _kind(request.url.path))] += 1
+        try:
+            return await self.http.send(request, stream=stream, auth=self.auth if authenticate else None)
+        except httpx.HTTPError as exc:
+            reason = _is_tls_failure(exc)
+            if reason is not None:
+                raise TLSError(host, reason) from None
+            raise transport_error(exc, host) from None
+
+    async def url(self, host: str, path: str) -> str:
+        """Absolute URL of an API path on a registry host."""
+        return f"{await self.base_url(host)}{path}"

@@ -1,0 +1,121 @@
+"""Turning registry answers into typed, bounded, secret-free exceptions."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+
+import httpx
+
+from docker_transfer.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    NotFoundError,
+    RateLimitedError,
+    RegistryError,
+    TransportError,
+)
+
+MAX_ERROR_BODY = 64 * 1024
+RETRY_AFTER_CAP = 300.0
+_RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+async def read_bounded(response: httpx.Response, limit: int) -> bytes:
+    """Read at most ``limit`` bytes of a streamed body, then stop.
+
+    An endless or huge error body must cost neither memory nor time.
+    """
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        async for chunk in response.aiter_raw():
+            chunks.append(chunk)
+            total += len(chunk)
+            if total >= limit:
+                break
+    except httpx.HTTPError:
+        pass
+    finally:
+        await response.aclose()
+    return b"".join(chunks)[:limit]
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), RETRY_AFTER_CAP)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, min(when.timestamp() - current, RETRY_AFTER_CAP))
+
+
+def _describe(body: bytes) -> tuple[str | None, str]:
+    """The first ``errors[]`` entry's code and message, or a trimmed text body."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        text = body.decode("utf-8", "replace").strip().splitlines()
+        return None, (text[0][:200] if text else "")
+    if isinstance(doc, dict) and isinstance(doc.get("errors"), list) and doc["errors"]:
+        first = doc["errors"][0]
+        if isinstance(first, dict):
+            code = first.get("code")
+            message = first.get("message") or ""
+            return (str(code) if code else None), str(message)[:300]
+    return None, ""
+
+
+async def error_from_response(response: httpx.Response, what: str) -> RegistryError:
+    """Read (bounded) and classify an unexpected registry answer."""
+    body = await read_bounded(response, MAX_ERROR_BODY)
+    code, detail = _describe(body)
+    status = response.status_code
+    host = response.request.url.netloc.decode()
+    label = f"{code}: {detail}" if code else (detail or response.reason_phrase)
+    message = f"{what}: {host} answered {status} ({label})"
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+
+    def build(cls: type[RegistryError], text: str, retryable: bool = False) -> RegistryError:
+        return cls(text, status=status, code=code, host=host, retryable=retryable, retry_after=retry_after)
+
+    if status == 401:
+        return build(
+            AuthenticationError,
+            f"{what}: authentication failed at {host} ({label}); check the credentials for {host}",
+        )
+    if status == 403:
+        return build(
+            AuthorizationError, f"{what}: {host} denied access ({label}); the account lacks permission"
+        )
+    if status == 404:
+        return build(NotFoundError, message)
+    if status == 429 or code == "TOOMANYREQUESTS":
+        return build(RateLimitedError, message, True)
+    return build(RegistryError, message, status in _RETRYABLE_STATUS or status >= 500)
+
+
+def transport_error(exc: httpx.HTTPError, host: str) -> TransportError:
+    """Wrap an httpx network error; the message names the failure, not the URL's secrets."""
+    kind = type(exc).__name__
+    reason = {
+        "ConnectError": "cannot connect",
+        "ConnectTimeout": "connect timed out",
+        "ReadTimeout": "read timed out",
+        "WriteTimeout": "write timed out",
+        "PoolTimeout": "connection pool timed out",
+        "RemoteProtocolError": "connection closed unexpectedly",
+        "ReadError": "connection reset while reading",
+        "WriteError": "connection reset while writing",
+    }.get(kind, kind)
+    detail = str(exc).split("\n", 1)[0][:160]
+    if detail and "://" not in detail:
+        reason = f"{reason} ({detail})"
+    return TransportError(host, reason)

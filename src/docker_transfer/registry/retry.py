@@ -1,0 +1,55 @@
+"""Retry policy: which failures are worth another attempt, and how long to wait.
+
+Five attempts per operation with exponential backoff and jitter (stamina);
+a registry's ``Retry-After`` overrides the backoff. Errors decide for
+themselves through their ``retryable`` attribute: 408/429/5xx, resets, EOF and
+digest mismatches retry; 400/401/403/404 never do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import stamina
+
+from docker_transfer.errors import DockerTransferError, RegistryError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: attempts, backoff bounds, and an overall time cap per operation."""
+
+    attempts: int = 5
+    wait_initial: float = 0.5
+    wait_max: float = 30.0
+    wait_jitter: float = 1.0
+    timeout: float | None = None
+
+    def backoff_hook(self, exc: Exception) -> bool | float:
+        """stamina hook: False to give up, True for normal backoff, a float to wait exactly that."""
+        if not isinstance(exc, DockerTransferError) or not exc.retryable:
+            return False
+        if isinstance(exc, RegistryError) and exc.retry_after is not None:
+            return max(exc.retry_after, 0.01)
+        return True
+
+    async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run ``operation`` until it succeeds, fails for good, or attempts run out."""
+        async for attempt in stamina.retry_context(
+            on=self.backoff_hook,
+            attempts=self.attempts,
+            timeout=self.timeout,
+            wait_initial=self.wait_initial,
+            wait_max=self.wait_max,
+            wait_jitter=self.wait_jitter,
+        ):
+            with attempt:
+                return await operation()
+        raise AssertionError("unreachable: stamina re-raises the last error")
+
+
+NO_RETRY = RetryPolicy(attempts=1)

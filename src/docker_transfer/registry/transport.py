@@ -1,0 +1,149 @@
+"""The one transport seam: which hosts get TLS, which CA bundle, what timeouts.
+
+Security is decided here and nowhere else. HTTPS with certificate verification
+is the default for every host, loopback included; a host gets plain HTTP (and
+unverified TLS) only when the user listed it as insecure.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import httpx
+
+from docker_transfer.errors import UnsafeRedirectError, UsageError
+
+INSECURE_ENV = "DT_INSECURE_REGISTRIES"
+USER_AGENT = "docker-transfer/0.1"
+
+
+def normalise_host(host: str) -> str:
+    """Lower-case a ``host[:port]`` and drop a default port so lookups agree."""
+    host = host.strip().lower()
+    for scheme in ("https://", "http://"):
+        if host.startswith(scheme):
+            host = host[len(scheme) :]
+    host = host.rstrip("/")
+    if not host or "/" in host:
+        raise UsageError(f"invalid registry host {host!r}: expected HOST[:PORT]")
+    return host
+
+
+def insecure_hosts_from_env(environ: dict[str, str] | None = None) -> frozenset[str]:
+    """Hosts listed in ``DT_INSECURE_REGISTRIES`` (comma-separated)."""
+    env = os.environ if environ is None else environ
+    raw = env.get(INSECURE_ENV, "")
+    return frozenset(normalise_host(h) for h in raw.split(",") if h.strip())
+
+
+@dataclass(frozen=True)
+class TransportOptions:
+    """How to reach registries: insecure hosts, extra CA, timeouts, pool size."""
+
+    insecure_hosts: frozenset[str] = field(default_factory=frozenset)
+    ca_cert: str | None = None
+    connect_timeout: float = 30.0
+    read_timeout: float = 60.0
+    max_connections: int = 64
+
+    @classmethod
+    def create(
+        cls,
+        insecure: Iterable[str] = (),
+        *,
+        ca_cert: str | None = None,
+        read_timeout: float = 60.0,
+        use_env: bool = True,
+    ) -> TransportOptions:
+        """Build options from CLI values plus ``DT_INSECURE_REGISTRIES``."""
+        hosts = {normalise_host(h) for h in insecure}
+        if use_env:
+            hosts |= insecure_hosts_from_env()
+        if ca_cert is not None and not os.path.isfile(ca_cert):
+            raise UsageError(f"--ca-cert {ca_cert}: no such file")
+        return cls(insecure_hosts=frozenset(hosts), ca_cert=ca_cert, read_timeout=read_timeout)
+
+    def is_insecure(self, host: str) -> bool:
+        """True when ``host`` (``name[:port]``) or its bare name was opted out of TLS checks."""
+        host = host.lower()
+        if host in self.insecure_hosts:
+            return True
+        bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        return bare in self.insecure_hosts
+
+    def scheme(self, host: str) -> str:
+        """``http`` for insecure-listed hosts, else ``https``."""
+        return "http" if self.is_insecure(host) else "https"
+
+    def base_url(self, host: str) -> str:
+        """The API root of a registry host."""
+        return f"{self.scheme(host)}://{host}"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """System CAs (or ``SSL_CERT_FILE``), plus ``--ca-cert`` when given."""
+        cafile = os.environ.get("SSL_CERT_FILE") or None
+        ctx = ssl.create_default_context(cafile=cafile)
+        if cafile is not None:
+            # SSL_CERT_FILE replaces nothing: keep the system store too.
+            ctx.load_default_certs()
+        if self.ca_cert:
+            ctx.load_verify_locations(cafile=self.ca_cert)
+        return ctx
+
+    def check_url(self, url: httpx.URL, *, previous: httpx.URL | None = None) -> None:
+        """Refuse server-supplied URLs that would downgrade or reach internal addresses.
+
+        A redirect from https to http is refused unless the target host is
+        insecure-listed; so is a literal link-local, private or loopback
+        address (cloud metadata endpoints live there) that the user did not list.
+        """
+        host = url.host
+        hostport = f"{host}:{url.port}" if url.port else host
+        if url.scheme not in ("http", "https"):
+            raise UnsafeRedirectError(_redact(url), f"scheme {url.scheme!r} is not allowed")
+        listed = self.is_insecure(hostport) or self.is_insecure(host)
+        if previous is not None and previous.scheme == "https" and url.scheme == "http" and not listed:
+            raise UnsafeRedirectError(_redact(url), "redirect from https to plain http")
+        try:
+            ip = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return
+        if (ip.is_link_local or ip.is_private or ip.is_loopback or ip.is_unspecified) and not listed:
+            if previous is not None and previous.host == url.host:
+                return
+            raise UnsafeRedirectError(
+                _redact(url), f"{ip} is an internal address; list it with --insecure-registry to allow"
+            )
+
+    def build_client(self) -> httpx.AsyncClient:
+        """One pooled async client; per-host TLS handled by mounted transports."""
+        timeout = httpx.Timeout(self.connect_timeout, read=self.read_timeout, write=self.read_timeout)
+        limits = httpx.Limits(
+            max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+        )
+        mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+        for host in sorted(self.insecure_hosts):
+            mounts[f"https://{host}"] = httpx.AsyncHTTPTransport(verify=False, limits=limits)
+        return httpx.AsyncClient(
+            verify=self.ssl_context(),
+            timeout=timeout,
+            limits=limits,
+            mounts=mounts,
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+            trust_env=False,
+        )
+
+
+def _redact(url: httpx.URL) -> str:
+    """A URL without userinfo or query string, safe for messages."""
+    return str(url.copy_with(query=None, username=None, password=None))
+
+
+def redact_url(url: httpx.URL | str) -> str:
+    """Public form of :func:`_redact` for logs and errors."""
+    return _redact(httpx.URL(str(url)))
