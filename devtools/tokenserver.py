@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import shutil
 import tempfile
 import threading
 import uuid
@@ -112,6 +113,7 @@ class TokenServer:
         self.policy = policy
         self.requests: list[TokenRequest] = []
         self._lock = threading.Lock()
+        self._own_workdir = workdir is None
         self._workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="tokensrv-"))
         self._workdir.mkdir(parents=True, exist_ok=True)
         if algorithm == "ES256":
@@ -162,12 +164,14 @@ class TokenServer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Shut the server down."""
+        """Shut the server down (and remove its temp dir if it created one)."""
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._own_workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
 
     def __enter__(self) -> Self:
         self.start()
@@ -259,7 +263,7 @@ def _make_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
                 if user is False:
                     self._reply(req, 401, {"error": "invalid credentials"}, basic_challenge=True)
                     return
-                if user is None and not self.server_allows_anonymous():
+                if user is None and not server.allow_anonymous:
                     self._reply(req, 401, {"error": "authentication required"}, basic_challenge=True)
                     return
                 service = (query.get("service") or [server.service])[0]
@@ -275,9 +279,6 @@ def _make_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
                 self._reply(req, 200, body)
             finally:
                 server._record(req)
-
-        def server_allows_anonymous(self) -> bool:
-            return server.allow_anonymous
 
         def _authenticate(self, query: dict[str, list[str]]) -> str | None | Literal[False]:
             """Username, None (no credentials) or False (bad credentials)."""

@@ -96,7 +96,7 @@ class Copier:
         top = await self.client.retry.call(lambda: get_manifest(self.client, source))
         if top.is_index:
             return await self._resolve_index(source, top, platforms, annotate)
-        platform = await self._image_platform(source, top)
+        platform = await self.image_platform(source, top)
         if platforms:
             missing = [str(p) for p in platforms if not p.matches(platform)]
             if missing:
@@ -125,7 +125,7 @@ class Copier:
             source, top, data, top.media_type, sha256_digest(data), children, selection.platforms, selection
         )
 
-    async def _image_platform(self, source: Reference, image: Manifest) -> Platform:
+    async def image_platform(self, source: Reference, image: Manifest) -> Platform:
         config = image.config
         if config is None:
             raise ManifestError(f"{source}: image manifest has no config", digest=image.digest)

@@ -1,0 +1,153 @@
+"""Shared CLI plumbing: transport options, the error boundary, output helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from docker_transfer.errors import EXIT_INTERRUPTED, EXIT_USAGE, DockerTransferError
+from docker_transfer.registry.client import RegistryClient
+from docker_transfer.registry.credentials import Credential, CredentialStore
+from docker_transfer.registry.transport import TransportOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("docker_transfer")
+
+
+def transport_options(func: F) -> F:
+    """Add ``--insecure-registry``, ``--ca-cert``, ``--read-timeout`` and ``-v`` to a command."""
+    decorators = [
+        click.option(
+            "--insecure-registry",
+            "insecure",
+            multiple=True,
+            metavar="HOST[:PORT]",
+            help="Use plain HTTP or unverified TLS for this host (repeatable; env DT_INSECURE_REGISTRIES).",
+        ),
+        click.option(
+            "--ca-cert",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Extra CA bundle (PEM) to trust, added to the system CAs.",
+        ),
+        click.option(
+            "--read-timeout",
+            type=float,
+            default=60.0,
+            show_default=True,
+            help="Seconds without data before a read is abandoned (then retried).",
+        ),
+        click.option("-v", "--verbose", count=True, help="More log output (-vv for HTTP requests)."),
+    ]
+    for decorate in reversed(decorators):
+        func = decorate(func)
+    return func
+
+
+def build_transport(insecure: Sequence[str], ca_cert: str | None, read_timeout: float) -> TransportOptions:
+    """Transport options from CLI flags plus the environment."""
+    return TransportOptions.create(insecure, ca_cert=ca_cert, read_timeout=read_timeout)
+
+
+def build_client(
+    transport: TransportOptions, explicit: dict[str, Credential] | None = None
+) -> tuple[RegistryClient, CredentialStore]:
+    """A registry client with Docker-config credentials (plus explicit ones)."""
+    store = CredentialStore(explicit)
+    return RegistryClient(transport, store), store
+
+
+class SecretFilter(logging.Filter):
+    """Replace known secrets in log records, whatever the verbosity."""
+
+    def __init__(self, secrets: Callable[[], Iterable[str]]) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg = redact(message, self._secrets())
+        record.args = None
+        return True
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret (of 4+ characters) replaced by ``***``."""
+    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def setup_logging(verbose: int, secrets: Callable[[], Iterable[str]]) -> None:
+    """Plain one-line logs on stderr; httpx request lines only at ``-vv``."""
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(SecretFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(
+            logging.DEBUG if verbose >= 3 else logging.INFO if verbose >= 2 else logging.WARNING
+        )
+
+
+_SECRETS: list[Callable[[], Iterable[str]]] = []
+
+
+def register_secrets(source: Callable[[], Iterable[str]]) -> None:
+    """Let the error boundary redact these secrets from any message it prints."""
+    _SECRETS.append(source)
+
+
+def _all_secrets() -> list[str]:
+    found: list[str] = []
+    for source in _SECRETS:
+        found.extend(source())
+    return found
+
+
+def run_guarded(command: click.Command, args: list[str]) -> int:
+    """Run a click command; map every expected failure to one line and an exit code."""
+    try:
+        result = command.main(args=args, prog_name="docker-transfer", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.Abort:
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
+    except DockerTransferError as exc:
+        click.echo(f"error: {redact(str(exc), _all_secrets())}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    return int(result) if isinstance(result, int) else 0
+
+
+def run_async(coro: Any) -> Any:
+    """Run a coroutine to completion (one event loop per command)."""
+    return asyncio.run(coro)
+
+
+def human_size(n: float) -> str:
+    """``1.5 MB`` style sizes (decimal units, like registries' UIs)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def env_flag(name: str) -> bool:
+    """True for 1/true/yes in the environment."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
