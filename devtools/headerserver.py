@@ -21,8 +21,16 @@ from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
 _HOP_BY_HOP = {
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "trailers", "transfer-encoding", "upgrade", "host",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
 }
 _BLOB_GET = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>sha256:[0-9a-f]{64})$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
@@ -68,7 +76,7 @@ class _Server:
         """Bind 127.0.0.1:<free port> and serve in a daemon thread."""
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -92,7 +100,7 @@ class _Server:
 class _QuietHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def send_bytes(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
@@ -141,7 +149,9 @@ class HeaderRecordingBlobServer(_Server):
         class Handler(_QuietHandler):
             def do_GET(self) -> None:
                 with owner._lock:
-                    owner.requests.append(RecordedRequest(self.command, self.path, list(self.headers.items())))
+                    owner.requests.append(
+                        RecordedRequest(self.command, self.path, list(self.headers.items()))
+                    )
                     data = owner.blobs.get(self.path.removeprefix("/blob/").split("?")[0])
                 if not self.path.startswith("/blob/") or data is None:
                     self.send_bytes(404, b"blob not found\n")
@@ -219,7 +229,9 @@ class RedirectingProxy(_Server):
         class Handler(_QuietHandler):
             def _any(self) -> None:
                 with owner._lock:
-                    owner.requests.append(RecordedRequest(self.command, self.path, list(self.headers.items())))
+                    owner.requests.append(
+                        RecordedRequest(self.command, self.path, list(self.headers.items()))
+                    )
                 match = _BLOB_GET.match(self.path.split("?")[0])
                 try:
                     if self.command == "GET" and match is not None:
@@ -300,8 +312,9 @@ class RedirectingProxy(_Server):
                     if lkey in _HOP_BY_HOP or lkey == "content-length":
                         continue
                     if lkey == "location" and value.startswith(owner.upstream):
-                        value = owner.url + value[len(owner.upstream) :]
-                    self.send_header(key, value)
+                        self.send_header(key, owner.url + value[len(owner.upstream) :])
+                    else:
+                        self.send_header(key, value)
                 no_body = self.command == "HEAD" or resp.status in (204, 304) or resp.status < 200
                 if length is not None:
                     self.send_header("Content-Length", length)

@@ -47,6 +47,11 @@ def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
 
 
+def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
+    """OCI descriptor ``{mediaType, digest, size, **extra}`` for ``data``."""
+    return {"mediaType": media_type, "digest": sha256_digest(data), "size": len(data), **extra}
+
+
 def parse_platform(platform: str) -> dict[str, str]:
     """``"linux/arm64/v8"`` -> ``{"os": "linux", "architecture": "arm64", "variant": "v8"}``."""
     parts = platform.split("/")
@@ -110,7 +115,9 @@ class PushedSingle:
 class RegistryPusher:
     """Synchronous registry client for seeding test registries (context manager)."""
 
-    def __init__(self, registry_url: str, *, auth: tuple[str, str] | None = None, verify: Verify = True) -> None:
+    def __init__(
+        self, registry_url: str, *, auth: tuple[str, str] | None = None, verify: Verify = True
+    ) -> None:
         self.base = registry_url.rstrip("/")
         self.auth = auth
         if isinstance(verify, str):
@@ -160,7 +167,8 @@ class RegistryPusher:
         if resp.status_code != 200:
             raise PermissionError(f"token server said {resp.status_code}: {resp.text}")
         body = resp.json()
-        return "Bearer " + (body.get("token") or body["access_token"])
+        token: str = body.get("token") or body["access_token"]
+        return "Bearer " + token
 
     # -- primitives ----------------------------------------------------------------------------
     def blob_exists(self, repo: str, digest: str) -> bool:
@@ -184,7 +192,9 @@ class RegistryPusher:
 
     def push_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str:
         """PUT a manifest (by tag or digest); returns its digest."""
-        resp = self.request("PUT", f"/v2/{repo}/manifests/{ref}", content=data, headers={"Content-Type": media_type})
+        resp = self.request(
+            "PUT", f"/v2/{repo}/manifests/{ref}", content=data, headers={"Content-Type": media_type}
+        )
         _expect(resp, 201)
         return sha256_digest(data)
 
@@ -202,6 +212,21 @@ class RegistryPusher:
         return resp.content
 
     # -- images --------------------------------------------------------------------------------
+    def _push_blobs(self, repo: str, datas: list[bytes], blobs: dict[str, bytes] | None) -> None:
+        for data in datas:
+            digest = self.push_blob(repo, data)
+            if blobs is not None:
+                blobs[digest] = data
+
+    def _push_image_manifest(
+        self, repo: str, ref: str | None, fmt: Format, config: bytes, layers: list[dict[str, Any]]
+    ) -> PushedManifest:
+        _, manifest_type, config_type, _ = _MEDIA[fmt]
+        doc = {"schemaVersion": 2, "mediaType": manifest_type, "config": descriptor(config_type, config)}
+        manifest = canonical_json(doc | {"layers": layers})
+        digest = self.push_manifest(repo, ref or sha256_digest(manifest), manifest, manifest_type)
+        return PushedManifest(digest, manifest, manifest_type)
+
     def push_platform_manifest(
         self,
         repo: str,
@@ -213,70 +238,35 @@ class RegistryPusher:
         blobs: dict[str, bytes] | None = None,
     ) -> tuple[PushedManifest, str, list[str]]:
         """Push config + layers + image manifest; returns (manifest, config digest, layer digests)."""
-        _, manifest_type, config_type, layer_type = _MEDIA[fmt]
-        plat = parse_platform(platform)
-        diff_ids = [sha256_digest(layer) for layer in layers]
         config = canonical_json(
             {
-                **plat,
+                **parse_platform(platform),
                 "config": {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/true"]},
-                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                "rootfs": {"type": "layers", "diff_ids": [sha256_digest(layer) for layer in layers]},
                 "history": [{"created_by": f"devtools layer {i}"} for i in range(len(layers))],
             }
         )
-        layer_descs = []
-        for layer in layers:
-            layer_descs.append({"mediaType": layer_type, "digest": self.push_blob(repo, layer), "size": len(layer)})
-        config_digest = self.push_blob(repo, config)
-        if blobs is not None:
-            blobs[config_digest] = config
-            blobs.update((sha256_digest(layer), layer) for layer in layers)
-        manifest = canonical_json(
-            {
-                "schemaVersion": 2,
-                "mediaType": manifest_type,
-                "config": {"mediaType": config_type, "digest": config_digest, "size": len(config)},
-                "layers": layer_descs,
-            }
-        )
-        digest = self.push_manifest(repo, ref or sha256_digest(manifest), manifest, manifest_type)
-        return PushedManifest(digest, manifest, manifest_type), config_digest, [d["digest"] for d in layer_descs]
+        self._push_blobs(repo, [*layers, config], blobs)
+        layer_descs = [descriptor(_MEDIA[fmt][3], layer) for layer in layers]
+        manifest = self._push_image_manifest(repo, ref, fmt, config, layer_descs)
+        return manifest, sha256_digest(config), [d["digest"] for d in layer_descs]
 
     def push_attestation(self, repo: str, subject: PushedManifest, blobs: dict[str, bytes]) -> PushedManifest:
         """Push a buildx-style attestation manifest (in-toto layer) describing ``subject``."""
+        predicate_type = "https://slsa.dev/provenance/v0.2"
         statement = canonical_json(
             {
                 "_type": "https://in-toto.io/Statement/v0.1",
-                "predicateType": "https://slsa.dev/provenance/v0.2",
-                "subject": [{"name": f"pkg:docker/{repo}", "digest": {"sha256": subject.digest.split(":")[1]}}],
+                "predicateType": predicate_type,
+                "subject": [{"name": f"pkg:docker/{repo}", "digest": {"sha256": subject.digest[7:]}}],
                 "predicate": {"builder": {"id": "devtools"}, "nonce": os.urandom(8).hex()},
             }
         )
-        config = canonical_json(
-            {"architecture": "unknown", "os": "unknown", "config": {},
-             "rootfs": {"type": "layers", "diff_ids": [sha256_digest(statement)]}}
-        )
-        statement_digest = self.push_blob(repo, statement)
-        config_digest = self.push_blob(repo, config)
-        blobs[statement_digest] = statement
-        blobs[config_digest] = config
-        manifest = canonical_json(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
-                "layers": [
-                    {
-                        "mediaType": IN_TOTO,
-                        "digest": statement_digest,
-                        "size": len(statement),
-                        "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"},
-                    }
-                ],
-            }
-        )
-        digest = self.push_manifest(repo, sha256_digest(manifest), manifest, OCI_MANIFEST)
-        return PushedManifest(digest, manifest, OCI_MANIFEST)
+        rootfs = {"type": "layers", "diff_ids": [sha256_digest(statement)]}
+        config = canonical_json({"architecture": "unknown", "os": "unknown", "config": {}, "rootfs": rootfs})
+        self._push_blobs(repo, [statement, config], blobs)
+        layer = descriptor(IN_TOTO, statement, annotations={"in-toto.io/predicate-type": predicate_type})
+        return self._push_image_manifest(repo, None, "oci", config, [layer])
 
     def push_image(
         self,
@@ -293,42 +283,31 @@ class RegistryPusher:
         """Push a multi-platform image: children first, then the index under ``tag``."""
         if attestations and fmt != "oci":
             raise ValueError("attestation manifests need fmt='oci'")
-        index_type, manifest_type, _, _ = _MEDIA[fmt]
-        blobs: dict[str, bytes] = {}
-        children: dict[str, PushedManifest] = {}
-        attests: dict[str, PushedManifest] = {}
-        platform_blobs: dict[str, list[str]] = {}
+        img = PushedImage(repo, tag, "", b"", _MEDIA[fmt][0], {})
         entries: list[dict[str, Any]] = []
         for platform in platforms:
             layers = list(shared_layers or []) + [os.urandom(layer_size) for _ in range(layers_per_platform)]
             child, config_digest, layer_digests = self.push_platform_manifest(
-                repo, platform, fmt=fmt, layers=layers, blobs=blobs
+                repo, platform, fmt=fmt, layers=layers, blobs=img.blobs
             )
-            children[platform] = child
-            platform_blobs[platform] = [config_digest, *layer_digests]
+            img.children[platform] = child
+            img.platform_blobs[platform] = [config_digest, *layer_digests]
+            entries.append(descriptor(child.media_type, child.data, platform=parse_platform(platform)))
+        for platform, child in img.children.items() if attestations else ():
+            att = img.attestations[platform] = self.push_attestation(repo, child, img.blobs)
+            annotations = {
+                "vnd.docker.reference.digest": child.digest,
+                "vnd.docker.reference.type": "attestation-manifest",
+            }
+            platform_unknown = {"architecture": "unknown", "os": "unknown"}
             entries.append(
-                {"mediaType": manifest_type, "digest": child.digest, "size": len(child.data),
-                 "platform": parse_platform(platform)}
+                descriptor(OCI_MANIFEST, att.data, annotations=annotations, platform=platform_unknown)
             )
-        if attestations:
-            for platform, child in children.items():
-                att = self.push_attestation(repo, child, blobs)
-                attests[platform] = att
-                entries.append(
-                    {
-                        "mediaType": OCI_MANIFEST,
-                        "digest": att.digest,
-                        "size": len(att.data),
-                        "annotations": {
-                            "vnd.docker.reference.digest": child.digest,
-                            "vnd.docker.reference.type": "attestation-manifest",
-                        },
-                        "platform": {"architecture": "unknown", "os": "unknown"},
-                    }
-                )
-        index = canonical_json({"schemaVersion": 2, "mediaType": index_type, "manifests": entries})
-        index_digest = self.push_manifest(repo, tag, index, index_type)
-        return PushedImage(repo, tag, index_digest, index, index_type, children, attests, platform_blobs, blobs)
+        img.index_bytes = canonical_json(
+            {"schemaVersion": 2, "mediaType": img.index_media_type, "manifests": entries}
+        )
+        img.index_digest = self.push_manifest(repo, tag, img.index_bytes, img.index_media_type)
+        return img
 
     def push_single(
         self,
@@ -353,7 +332,8 @@ class RegistryPusher:
 def _expect(resp: httpx.Response, status: int) -> None:
     if resp.status_code != status:
         raise RuntimeError(
-            f"{resp.request.method} {resp.request.url} -> {resp.status_code} (wanted {status}): {resp.text[:500]}"
+            f"{resp.request.method} {resp.request.url} -> {resp.status_code} (wanted {status}): "
+            + resp.text[:500]
         )
 
 
@@ -401,7 +381,13 @@ def push_single(
     """Push a single-platform image manifest (no index)."""
     with RegistryPusher(registry_url, auth=auth, verify=verify) as pusher:
         return pusher.push_single(
-            repo, tag, platform=platform, fmt=fmt, layers=layers, layer_size=layer_size, shared_layers=shared_layers
+            repo,
+            tag,
+            platform=platform,
+            fmt=fmt,
+            layers=layers,
+            layer_size=layer_size,
+            shared_layers=shared_layers,
         )
 
 

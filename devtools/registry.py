@@ -26,12 +26,13 @@ from typing import IO, Protocol, Self
 
 import bcrypt
 import httpx
+import trustme
 
 INSTALL_HINT = "install it with `apt-get install docker-registry` (CNCF Distribution 2.8)"
 
 # 127.0.0.1 - - [29/Nov/2026:23:59:04 +0000] "GET /v2/foo/manifests/x?a=b HTTP/1.1" 404 91 "" "curl/7.88.1"
 _ACCESS_RE = re.compile(
-    r'^(?P<remote>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] '
+    r"^(?P<remote>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] "
     r'"(?P<method>[A-Z]+) (?P<uri>\S+) (?P<proto>[^"]+)" (?P<status>\d{3}) (?P<bytes>\d+|-)'
     r'(?: "(?P<referer>[^"]*)" "(?P<agent>[^"]*)")?'
 )
@@ -240,7 +241,9 @@ class LocalRegistry:
         proc.wait()
         out.close()
         err.close()
-        raise RuntimeError(f"docker-registry did not answer within {self.start_timeout}s:\n{self._log_tail()}")
+        raise RuntimeError(
+            f"docker-registry did not answer within {self.start_timeout}s:\n{self._log_tail()}"
+        )
 
     def _log_tail(self, lines: int = 30) -> str:
         try:
@@ -250,8 +253,6 @@ class LocalRegistry:
         return "\n".join(text.splitlines()[-lines:])
 
     def _make_tls_material(self) -> None:
-        import trustme
-
         ca = trustme.CA()
         cert = ca.issue_cert("127.0.0.1", "localhost")
         tls_dir = self.workdir / "tls"

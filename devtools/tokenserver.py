@@ -117,7 +117,9 @@ class TokenServer:
         self._workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="tokensrv-"))
         self._workdir.mkdir(parents=True, exist_ok=True)
         if algorithm == "ES256":
-            self._key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = ec.generate_private_key(ec.SECP256R1())
+            self._key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = ec.generate_private_key(
+                ec.SECP256R1()
+            )
         else:
             self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.cert = _self_signed_cert(self._key, "devtools token signer")
@@ -160,7 +162,9 @@ class TokenServer:
         """Bind a free port and serve in a daemon thread."""
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="token-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="token-server", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -240,7 +244,7 @@ def _make_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def do_GET(self) -> None:
@@ -280,7 +284,7 @@ def _make_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
             finally:
                 server._record(req)
 
-        def _authenticate(self, query: dict[str, list[str]]) -> str | None | Literal[False]:
+        def _authenticate(self, query: dict[str, list[str]]) -> str | Literal[False] | None:
             """Username, None (no credentials) or False (bad credentials)."""
             header = self.headers.get("Authorization")
             if header is not None:
@@ -300,7 +304,9 @@ def _make_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
                 return False
             return username
 
-        def _reply(self, req: TokenRequest, status: int, body: dict[str, Any], *, basic_challenge: bool = False) -> None:
+        def _reply(
+            self, req: TokenRequest, status: int, body: dict[str, Any], *, basic_challenge: bool = False
+        ) -> None:
             req.status = status
             data = json.dumps(body).encode()
             self.send_response(status)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +98,11 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DockerConf
         return config_dir
 
     return factory
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the real retry policy (5 attempts) but with millisecond waits, so failing tests stay fast."""
+    monkeypatch.setenv("DT_RETRY_WAIT_INITIAL", "0.01")
+    monkeypatch.setenv("DT_RETRY_WAIT_MAX", "0.05")
+    monkeypatch.delenv("DT_INSECURE_REGISTRIES", raising=False)

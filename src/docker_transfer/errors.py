@@ -177,7 +177,7 @@ class TLSError(DockerTransferError):
 
     def __init__(self, host: str, reason: str) -> None:
         super().__init__(
-            f"{host}: TLS verification failed ({reason}); trust its CA with --ca-cert FILE "
+            f"{host}: TLS handshake failed ({reason}); trust its CA with --ca-cert FILE "
             f"(or SSL_CERT_FILE), or list it with --insecure-registry {host} if you accept the risk"
         )
         self.host = host

@@ -56,16 +56,21 @@ def _kind(path: str) -> str:
 
 
 def _is_tls_failure(exc: BaseException) -> str | None:
+    """A readable reason when ``exc`` is a TLS failure (deterministic, so never retried)."""
     seen: BaseException | None = exc
+    texts: list[str] = []
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError):
             return seen.verify_message or "certificate verify failed"
-        if isinstance(seen, ssl.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(seen):
-            return "certificate verify failed"
+        texts.append(str(seen))
         seen = seen.__cause__ or seen.__context__
-    text = str(exc)
+    text = " ".join(texts)
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return "certificate verify failed"
+    if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text or "PACKET_LENGTH_TOO_LONG" in text:
+        return "the server does not speak TLS; is it plain HTTP?"
+    if "[SSL" in text or "SSLError" in text:
+        return text.split("] ", 1)[-1][:120]
     return None
 
 
@@ -82,7 +87,7 @@ class RegistryClient:
     ) -> None:
         self.transport = transport or TransportOptions()
         self.credentials: CredentialLookup = credentials or CredentialStore()
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy.from_env()
         self.http = http or self.transport.build_client()
         self.auth = RegistryAuth(self.credentials, self.transport)
         self.stats = RequestStats()

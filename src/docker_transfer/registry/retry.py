@@ -8,6 +8,7 @@ digest mismatches retry; 400/401/403/404 never do.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -36,6 +37,25 @@ class RetryPolicy:
         if isinstance(exc, RegistryError) and exc.retry_after is not None:
             return max(exc.retry_after, 0.01)
         return True
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        """Defaults, with ``DT_RETRY_ATTEMPTS`` / ``DT_RETRY_WAIT_INITIAL`` / ``DT_RETRY_WAIT_MAX`` overrides."""
+
+        def number(name: str, default: float) -> float:
+            raw = os.environ.get(name, "").strip()
+            try:
+                return float(raw) if raw else default
+            except ValueError:
+                return default
+
+        base = cls()
+        return cls(
+            attempts=max(1, int(number("DT_RETRY_ATTEMPTS", base.attempts))),
+            wait_initial=number("DT_RETRY_WAIT_INITIAL", base.wait_initial),
+            wait_max=number("DT_RETRY_WAIT_MAX", base.wait_max),
+            wait_jitter=min(number("DT_RETRY_WAIT_MAX", base.wait_max), base.wait_jitter),
+        )
 
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run ``operation`` until it succeeds, fails for good, or attempts run out."""
