@@ -101,9 +101,10 @@ class _QuietHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
-        pass
+        """Silence the default stderr request logging."""
 
     def send_bytes(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        """Send a complete response with Content-Length (no body for HEAD)."""
         self.send_response(status)
         for k, v in (headers or {}).items():
             self.send_header(k, v)

@@ -43,13 +43,24 @@ class TokenAuth(Protocol):
     """What the registry needs to delegate auth to a token server (``TokenServer`` fits)."""
 
     @property
-    def realm(self) -> str: ...
+    def realm(self) -> str:
+        """Token endpoint URL."""
+        ...
+
     @property
-    def service(self) -> str: ...
+    def service(self) -> str:
+        """Expected JWT audience."""
+        ...
+
     @property
-    def issuer(self) -> str: ...
+    def issuer(self) -> str:
+        """Expected JWT issuer."""
+        ...
+
     @property
-    def rootcert_path(self) -> Path: ...
+    def rootcert_path(self) -> Path:
+        """PEM bundle with the token signing certificate(s)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -169,11 +180,18 @@ class LocalRegistry:
 
     def start(self) -> None:
         """Write the config, launch the process and wait until it answers HTTP under ``/v2/``."""
+        if self._proc is not None:
+            raise RuntimeError("registry already started")
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # closes files, removes a temp workdir
+            raise
+
+    def _start(self) -> None:
         binary = find_registry_binary()
         if binary is None:
             raise RuntimeError(f"docker-registry binary not found on PATH; {INSTALL_HINT}")
-        if self._proc is not None:
-            raise RuntimeError("registry already started")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.storage_root.mkdir(parents=True, exist_ok=True)
         if self.tls and (self.ca_pem_path is None or not self.ca_pem_path.exists()):

@@ -245,7 +245,7 @@ def _make_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format: str, *args: Any) -> None:
-            pass
+            """Silence the default stderr request logging."""
 
         def do_GET(self) -> None:
             split = urlsplit(self.path)

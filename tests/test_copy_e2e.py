@@ -69,11 +69,24 @@ def test_oci_index_three_platforms_select_two(
 ) -> None:
     a, b = two_registries
     src = push_image(
-        a.url, "lib/app", "1.0", platforms=["linux/amd64", "linux/arm64/v8", "linux/arm/v7"], attestations=True
+        a.url,
+        "lib/app",
+        "1.0",
+        platforms=["linux/amd64", "linux/arm64/v8", "linux/arm/v7"],
+        attestations=True,
     )
     code, out, err = run_cli(
-        capsys, "copy", f"docker://{a.host}/lib/app:1.0", f"{b.host}/mirror/app:1.0",
-        "--arch", "amd64", "--arch", "arm64", "--tag", "latest", *insecure(a, b),
+        capsys,
+        "copy",
+        f"docker://{a.host}/lib/app:1.0",
+        f"{b.host}/mirror/app:1.0",
+        "--arch",
+        "amd64",
+        "--arch",
+        "arm64",
+        "--tag",
+        "latest",
+        *insecure(a, b),
     )
     assert code == 0, err
     status, body, digest = fetch_manifest(b, "mirror/app", "1.0")
@@ -102,7 +115,14 @@ def test_docker_list_four_platforms_select_two(
     platforms = ["linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/ppc64le"]
     src = push_image(a.url, "lib/tool", "v2", platforms=platforms, fmt="docker")
     code, _, err = run_cli(
-        capsys, "copy", f"{a.host}/lib/tool:v2", f"{b.host}/tool", "--arch", "arm/v7", "--arch", "ppc64le",
+        capsys,
+        "copy",
+        f"{a.host}/lib/tool:v2",
+        f"{b.host}/tool",
+        "--arch",
+        "arm/v7",
+        "--arch",
+        "ppc64le",
         *insecure(a, b),
     )
     assert code == 0, err
@@ -127,14 +147,22 @@ def test_full_selection_single_platform_and_digest_source_keep_digests(
     # Asking for every platform by name still pushes the source bytes unchanged... except attestations,
     # which follow their platform: selecting both platforms keeps everything.
     code, _, err = run_cli(
-        capsys, "copy", f"{a.host}/multi:1", f"{b.host}/multi:named", "--arch", "amd64", "--arch", "arm64",
+        capsys,
+        "copy",
+        f"{a.host}/multi:1",
+        f"{b.host}/multi:named",
+        "--arch",
+        "amd64",
+        "--arch",
+        "arm64",
         *insecure(a, b),
     )
     assert code == 0, err
     assert fetch_manifest(b, "multi", "named")[2] == src.index_digest
 
-    code, _, err = run_cli(capsys, "copy", f"{a.host}/single:1", f"{b.host}/single:1", "--arch", "arm64",
-                           *insecure(a, b))
+    code, _, err = run_cli(
+        capsys, "copy", f"{a.host}/single:1", f"{b.host}/single:1", "--arch", "arm64", *insecure(a, b)
+    )
     assert code == 0, err
     assert fetch_manifest(b, "single", "1")[2] == single.digest
 
@@ -150,8 +178,9 @@ def test_single_platform_mismatch_fails_and_names_platform(
 ) -> None:
     a, b = two_registries
     push_single(a.url, "single", "1", platform="linux/amd64")
-    code, _, err = run_cli(capsys, "copy", f"{a.host}/single:1", f"{b.host}/single:1", "--arch", "arm64",
-                           *insecure(a, b))
+    code, _, err = run_cli(
+        capsys, "copy", f"{a.host}/single:1", f"{b.host}/single:1", "--arch", "arm64", *insecure(a, b)
+    )
     assert code == 1
     assert "linux/arm64" in err and "linux/amd64" in err
     assert fetch_manifest(b, "single", "1")[0] == 404
@@ -163,7 +192,15 @@ def test_missing_platform_writes_no_tag(
     a, b = two_registries
     push_image(a.url, "app", "1", platforms=["linux/amd64", "linux/arm64/v8"])
     code, _, err = run_cli(
-        capsys, "copy", f"{a.host}/app:1", f"{b.host}/app:1", "--arch", "amd64", "--arch", "s390x", *insecure(a, b)
+        capsys,
+        "copy",
+        f"{a.host}/app:1",
+        f"{b.host}/app:1",
+        "--arch",
+        "amd64",
+        "--arch",
+        "s390x",
+        *insecure(a, b),
     )
     assert code == 1
     assert "linux/s390x" in err and "Traceback" not in err
@@ -190,7 +227,14 @@ def test_altered_storage_is_caught_and_tag_absent(
         digest = src.index_digest
     _tamper(a.blob_data_path(digest))
     code, _, err = run_cli(
-        capsys, "copy", f"{a.host}/app:1", f"{b.host}/app:1", "--arch", "amd64", "--arch", "arm64",
+        capsys,
+        "copy",
+        f"{a.host}/app:1",
+        f"{b.host}/app:1",
+        "--arch",
+        "amd64",
+        "--arch",
+        "arm64",
         *insecure(a, b),
     )
     assert code == 1
@@ -233,7 +277,9 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2
 
 
-def test_tls_is_not_inferred_for_loopback(registry: LocalRegistry, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tls_is_not_inferred_for_loopback(
+    registry: LocalRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
     push_single(registry.url, "one", "1")
     code, _, err = run_cli(capsys, "inspect", f"{registry.host}/one:1")
     assert code == 1
@@ -243,9 +289,11 @@ def test_tls_is_not_inferred_for_loopback(registry: LocalRegistry, capsys: pytes
 def test_console_script_entry_point(registry_factory: RegistryFactory) -> None:
     reg = registry_factory()
     single = push_single(reg.url, "one", "1")
-    proc = subprocess.run(
+    proc = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         ["docker-transfer", "inspect", f"{reg.host}/one:1", "--insecure-registry", reg.host],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert single.digest in proc.stdout

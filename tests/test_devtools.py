@@ -200,6 +200,11 @@ def test_token_registry(
     assert ts.requests[-1].status == 401
     # no credentials and anonymous not allowed: 401 too
     assert httpx.get(ts.realm, params={"service": ts.service}).status_code == 401
+    # OAuth2 password grant (POST) works as well
+    form = {"grant_type": "password", "username": "bob", "password": "hunter2", "service": ts.service}
+    posted = httpx.post(ts.realm, data=form | {"scope": "repository:team/app:pull"})
+    assert posted.status_code == 200 and posted.json()["access_token"] == posted.json()["token"]
+    assert httpx.post(ts.realm, data=form | {"password": "bad"}).status_code == 401
 
     # a token signed by a key the registry does not trust is rejected
     with TokenServer({"bob": "hunter2"}, service=ts.service, issuer=ts.issuer) as rogue:

@@ -14,7 +14,7 @@ import difflib
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -32,18 +32,24 @@ OPTIONAL_FIELDS: tuple[str, ...] = ("arch_tags", "allow_partial")
 KNOWN_FIELDS: tuple[str, ...] = REQUIRED_FIELDS + OPTIONAL_FIELDS
 
 # Names people plausibly write instead of ours that difflib would not connect.
+# fmt: off
 _FIELD_HINTS = {
-    "platform": "architectures",
-    "platforms": "architectures",
-    "arch": "architectures",
-    "archs": "architectures",
-    "image": "source",
-    "src": "source",
-    "from": "source",
-    "dest": "target",
-    "destination": "target",
-    "to": "target",
-    "name": "target",
+    "platform": "architectures", "platforms": "architectures", "arch": "architectures",
+    "archs": "architectures", "image": "source", "src": "source", "from": "source",
+    "dest": "target", "destination": "target", "to": "target", "name": "target",
+}
+# fmt: on
+_READ_ERRORS: dict[type[OSError], str] = {
+    FileNotFoundError: "file not found",
+    IsADirectoryError: "is a directory, not a file",
+    PermissionError: "permission denied: cannot read the file",
+}
+_KINDS: dict[type, str] = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string"}
+_EXAMPLES = {
+    "source": '"nginx:latest"',
+    "target": '"nginx"',
+    "tags": '["latest"]',
+    "architectures": '["amd64", "arm64"]',
 }
 _JSON_WS = " \t\n\r"
 _Path = tuple[int | str, ...]
@@ -75,7 +81,7 @@ class Config:
     """A parsed images.json: its path (for messages) and its entries in file order."""
 
     path: str
-    entries: tuple[ImageEntry, ...] = field(default=())
+    entries: tuple[ImageEntry, ...] = ()
 
     def filter(self, globs: Sequence[str]) -> Config:
         """Keep entries whose target, source as written or normalised source matches a glob.
@@ -105,14 +111,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     name = os.fspath(path)
     try:
         data = Path(name).read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(name, ["file not found"]) from None
-    except IsADirectoryError:
-        raise ConfigError(name, ["is a directory, not a file"]) from None
-    except PermissionError:
-        raise ConfigError(name, ["permission denied: cannot read the file"]) from None
     except OSError as exc:
-        raise ConfigError(name, [f"cannot read the file: {exc.strerror or exc}"]) from None
+        reason = _READ_ERRORS.get(type(exc), f"cannot read the file: {exc.strerror or exc}")
+        raise ConfigError(name, [reason]) from None
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ConfigError(name, ["the file is UTF-16 encoded; save it as UTF-8"])
     try:
@@ -142,7 +143,9 @@ def parse_config(text: str, path: str = "images.json") -> Config:
         raise ConfigError(path, ["the JSON is nested too deeply"]) from None
     if not isinstance(data, list):
         hint = "; wrap the entries in [ and ]" if isinstance(data, dict) else ""
-        raise ConfigError(path, [f"expected a JSON array of images at the top level, got {_kind(data)}{hint}"])
+        raise ConfigError(
+            path, [f"expected a JSON array of images at the top level, got {_kind(data)}{hint}"]
+        )
 
     lines = _locate(text)
     problems: list[str] = []
@@ -174,11 +177,10 @@ class _Draft:
 
 
 def _check_entry(index: int, raw: Any, line: int | None, add: _Add) -> _Draft:
-    draft = _Draft(index, line)
     here: _Path = (index,)
     if not isinstance(raw, dict):
         add(here, f'expected an object with "source", "target", "tags" and "architectures", got {_kind(raw)}')
-        return draft
+        return _Draft(index, line)
     for name in getattr(raw, "duplicates", ()):
         add(here, f"field {_q(name)} is given more than once", (index, name))
     for name in raw:
@@ -188,25 +190,24 @@ def _check_entry(index: int, raw: Any, line: int | None, add: _Add) -> _Draft:
         if name not in raw:
             add(here, f"missing required field {_q(name)}")
 
-    source = _check_source(raw.get("source"), (index, "source"), add) if "source" in raw else None
-    target = _check_target(raw.get("target"), (index, "target"), add) if "target" in raw else None
-    tags = _check_list(raw.get("tags"), (index, "tags"), add, _tag_problem) if "tags" in raw else None
-    archs = raw.get("architectures")
-    platforms = _check_platforms(archs, (index, "architectures"), add) if "architectures" in raw else None
+    source_text = _check_string(raw, "source", here, add, _source_problem)
+    target = _check_string(raw, "target", here, add, _target_problem)
+    tags = _check_list(raw, "tags", here, add, _tag_problem)
+    platforms = _check_platforms(raw, here, add)
     arch_tags = _check_bool(raw, "arch_tags", here, add)
     allow_partial = _check_bool(raw, "allow_partial", here, add)
 
-    if source is not None:
-        draft.source_key = str(source)
-    draft.target = target
+    source = None if source_text is None else parse_reference(source_text)
+    draft = _Draft(index, line, None if source is None else str(source), target)
     if tags is not None:
-        tag_values = tuple(dict.fromkeys(tag for _, tag in tags))
-        suffixed = _destination_tags(tag_values, tuple(platforms or ()), bool(arch_tags))
-        draft.destination_tags = suffixed
-        _check_suffixed(tags, suffixed, tag_values, (index, "tags"), add)
-    if None in (source, target, tags, platforms, arch_tags, allow_partial):
+        plain = tuple(dict.fromkeys(tag for _, tag in tags))
+        draft.destination_tags = _destination_tags(plain, tuple(platforms or ()), arch_tags is True)
+        if arch_tags and platforms:
+            _check_arch_tags(tags, platforms, (*here, "tags"), add)
+    if source is None or target is None or tags is None or platforms is None:
         return draft
-    assert source is not None and target is not None and tags is not None and platforms is not None
+    if arch_tags is None or allow_partial is None:
+        return draft
     draft.entry = ImageEntry(
         index=index,
         line=line,
@@ -215,33 +216,35 @@ def _check_entry(index: int, raw: Any, line: int | None, add: _Add) -> _Draft:
         target=target,
         tags=tuple(dict.fromkeys(tag for _, tag in tags)),
         platforms=tuple(platforms),
-        architectures=tuple(archs),
-        arch_tags=bool(arch_tags),
-        allow_partial=bool(allow_partial),
+        architectures=tuple(raw["architectures"]),
+        arch_tags=arch_tags,
+        allow_partial=allow_partial,
     )
     return draft
 
 
-def _check_source(value: Any, where: _Path, add: _Add) -> Reference | None:
+def _check_string(
+    raw: dict[str, Any], name: str, here: _Path, add: _Add, problem_of: Callable[[str], str | None]
+) -> str | None:
+    if name not in raw:
+        return None
+    value = raw[name]
     if not isinstance(value, str):
-        add(where, f"expected a string such as \"nginx:latest\", got {_kind(value)}")
+        add((*here, name), f"expected a string such as {_EXAMPLES[name]}, got {_kind(value)}")
         return None
-    try:
-        return parse_reference(value)
-    except InvalidReferenceError as exc:
-        add(where, f"invalid image reference {_q(value)}: {exc.reason}")
-        return None
-
-
-def _check_target(value: Any, where: _Path, add: _Add) -> str | None:
-    if not isinstance(value, str):
-        add(where, f"expected a string such as \"nginx\", got {_kind(value)}")
-        return None
-    problem = _target_problem(value)
+    problem = problem_of(value)
     if problem:
-        add(where, problem)
+        add((*here, name), problem)
         return None
     return value
+
+
+def _source_problem(source: str) -> str | None:
+    try:
+        parse_reference(source)
+    except InvalidReferenceError as exc:
+        return f"invalid image reference {_q(source)}: {exc.reason}"
+    return None
 
 
 def _target_problem(target: str) -> str | None:
@@ -255,7 +258,7 @@ def _target_problem(target: str) -> str | None:
             "the registry and namespace come from TARGET_REGISTRY and TARGET_NAMESPACE"
         )
     if "@" in target:
-        return f'target {_q(target)} must not carry a digest; give only the repository name'
+        return f"target {_q(target)} must not carry a digest; give only the repository name"
     if ":" in target:
         return f'target {_q(target)} must not carry a tag; put tags in "tags"'
     try:
@@ -279,31 +282,30 @@ def _tag_problem(tag: str) -> str | None:
 
 
 def _check_list(
-    value: Any, where: _Path, add: _Add, problem_of: Callable[[str], str | None]
+    raw: dict[str, Any], name: str, here: _Path, add: _Add, problem_of: Callable[[str], str | None]
 ) -> list[tuple[int, str]] | None:
-    """Check a non-empty list of strings; return (position, item) for the good items."""
-    noun = "tag" if where[-1] == "tags" else "architecture"
-    example = '["latest"]' if noun == "tag" else '["amd64", "arm64"]'
+    """Check a non-empty list of strings; return (position, item) pairs if every item is good."""
+    if name not in raw:
+        return None
+    value, where = raw[name], (*here, name)
     if not isinstance(value, list):
-        add(where, f"expected a list of strings, got {_kind(value)}; write e.g. {example}")
+        add(where, f"expected a list of strings, got {_kind(value)}; write e.g. {_EXAMPLES[name]}")
         return None
     if not value:
-        add(where, f"the list is empty; give at least one {noun}, e.g. {example}")
+        noun = name.removesuffix("s")
+        add(where, f"the list is empty; give at least one {noun}, e.g. {_EXAMPLES[name]}")
         return None
     good: list[tuple[int, str]] = []
     for position, item in enumerate(value):
-        if not isinstance(item, str):
-            add((*where, position), f"expected a string, got {_kind(item)}")
-            continue
-        problem = problem_of(item)
+        problem = problem_of(item) if isinstance(item, str) else f"expected a string, got {_kind(item)}"
         if problem:
             add((*where, position), problem)
-            continue
-        good.append((position, item))
+        else:
+            good.append((position, item))
     return good if len(good) == len(value) else None
 
 
-def _check_platforms(value: Any, where: _Path, add: _Add) -> list[Platform] | None:
+def _check_platforms(raw: dict[str, Any], here: _Path, add: _Add) -> list[Platform] | None:
     parsed: list[Platform] = []
 
     def problem_of(text: str) -> str | None:
@@ -313,7 +315,7 @@ def _check_platforms(value: Any, where: _Path, add: _Add) -> list[Platform] | No
             return f"{_q(text)} is not a known architecture: {exc.reason}"
         return None
 
-    if _check_list(value, where, add, problem_of) is None:
+    if _check_list(raw, "architectures", here, add, problem_of) is None:
         return None
     unique: list[Platform] = []
     for platform in parsed:
@@ -332,25 +334,24 @@ def _check_bool(raw: dict[str, Any], name: str, here: _Path, add: _Add) -> bool 
     return None
 
 
-def _check_suffixed(
-    tags: list[tuple[int, str]], destination: tuple[str, ...], plain: tuple[str, ...], where: _Path, add: _Add
-) -> None:
+def _check_arch_tags(tags: list[tuple[int, str]], platforms: list[Platform], where: _Path, add: _Add) -> None:
     """Arch tags must be valid tags and must not overwrite a tag listed in ``tags``."""
-    plain_set = set(plain)
-    made_from = {f"{tag}-{suffix}": tag for tag in plain for suffix in _suffixes(destination, tag)}
+    made: dict[str, str] = {}
+    for tag in dict.fromkeys(t for _, t in tags):
+        for platform in platforms:
+            made.setdefault(f"{tag}-{platform.tag_suffix}", tag)
     for position, tag in tags:
-        if tag in made_from and made_from[tag] != tag:
-            add((*where, position), f"tag {_q(tag)} is also made by arch_tags from {_q(made_from[tag])}")
-    for tag in destination:
-        if tag not in plain_set and _tag_problem(tag):
-            add(where, f"arch_tags would make the tag {_q(tag)}, which is not a valid tag (over 128 characters?)")
+        if tag in made:
+            # It would get the whole image from "tags" and one platform from arch_tags.
+            add((*where, position), f"tag {_q(tag)} is also made by arch_tags from {_q(made[tag])}")
+    for tag in made:
+        if _tag_problem(tag):
+            add(where, f"arch_tags would make the tag {_q(tag)}, which is longer than 128 characters")
 
 
-def _suffixes(destination: tuple[str, ...], tag: str) -> list[str]:
-    return [d.removeprefix(f"{tag}-") for d in destination if d.startswith(f"{tag}-")]
-
-
-def _destination_tags(tags: tuple[str, ...], platforms: tuple[Platform, ...], arch_tags: bool) -> tuple[str, ...]:
+def _destination_tags(
+    tags: tuple[str, ...], platforms: tuple[Platform, ...], arch_tags: bool
+) -> tuple[str, ...]:
     out = list(tags)
     if arch_tags:
         out.extend(f"{tag}-{p.tag_suffix}" for tag in tags for p in platforms)
@@ -375,11 +376,10 @@ def _check_clashes(drafts: list[_Draft], problems: list[str]) -> None:
         a, b = drafts[later], drafts[earlier]
         shown = ", ".join(_q(t) for t in tags)
         what = f"target {_q(a.target or '')} tag{'s' if len(tags) > 1 else ''} {shown}"
-        lines = f" (lines {b.line} and {a.line})" if a.line and b.line else ""
+        lines = f" (lines {a.line} and {b.line})" if a.line and b.line else ""
         if a.source_key is not None and a.source_key == b.source_key:
-            problems.append(
-                f"images[{later}]: duplicate of images[{earlier}]: same source {_q(a.source_key)}, {what}{lines}"
-            )
+            same = f"same source {_q(a.source_key)}, {what}"
+            problems.append(f"images[{later}]: duplicate of images[{earlier}]: {same}{lines}")
         else:
             problems.append(f"images[{later}] and images[{earlier}] both write {what}{lines}")
 
@@ -418,8 +418,10 @@ def _syntax_problem(text: str, exc: json.JSONDecodeError) -> str:
         return f"{where}; strings and field names need double quotes (\"), not single quotes (')"
     if text.startswith(("//", "/*", "#"), exc.pos):
         return f"{where}; JSON does not allow comments"
-    if exc.msg == "Extra data":
+    if exc.msg == "Extra data" and text.lstrip(_JSON_WS).startswith("{"):
         return f"{where}; several entries must be wrapped in one array: [ {{...}}, {{...}} ]"
+    if exc.msg == "Extra data":
+        return f"{where}; there is more text after the end of the array"
     if exc.msg.startswith("Expecting ',' delimiter"):
         return f"{where}; a comma is probably missing between two elements or fields"
     return where
@@ -481,15 +483,7 @@ def _render_path(path: _Path) -> str:
 
 
 def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
+    return _KINDS.get(type(value)) or ("array" if isinstance(value, list) else "object")
 
 
 def _suggest(name: str) -> str:

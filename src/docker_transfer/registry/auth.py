@@ -9,11 +9,12 @@ A second 401 is final: it surfaces as an authentication error, not a loop.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
 import time
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 
 import httpx
@@ -93,12 +94,19 @@ class _Token:
 class RegistryAuth(httpx.Auth):
     """Auth flow shared by every request to registries; caches per host and scope."""
 
-    def __init__(self, credentials: CredentialLookup, transport: TransportOptions) -> None:
+    def __init__(
+        self,
+        credentials: CredentialLookup,
+        transport: TransportOptions,
+        send: Callable[[httpx.Request], Awaitable[httpx.Response]],
+    ) -> None:
+        self._send = send
         self._credentials = credentials
         self._transport = transport
         self._bearer: dict[str, Challenge] = {}
         self._basic_hosts: set[str] = set()
         self._tokens: dict[tuple[str, tuple[str, ...]], _Token] = {}
+        self._locks: dict[tuple[str, tuple[str, ...]], asyncio.Lock] = {}
         self.token_requests = 0
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
@@ -117,10 +125,35 @@ class RegistryAuth(httpx.Auth):
                 return f"Bearer {token.value}"
         return None
 
+    def _lock(self, host: str, scopes: tuple[str, ...]) -> asyncio.Lock:
+        return self._locks.setdefault((host, scopes), asyncio.Lock())
+
+    async def _token(
+        self, url: httpx.URL, challenge: Challenge, scopes: tuple[str, ...], sent: str | None
+    ) -> str:
+        """A bearer header for ``scopes``: reuse one fetched meanwhile by a concurrent request, else fetch."""
+        host = url.netloc.decode().lower()
+        async with self._lock(host, scopes):
+            current = self._cached(host, scopes)
+            if current is not None and current != sent:
+                return current
+            wanted = _merge_scopes(scopes, challenge.params.get("scope", ""))
+            credential = self._credential(host)
+            token_request = self._token_request(url, challenge, wanted, credential)
+            # Sent here rather than yielded: httpx would re-read a yielded response's body
+            # without a bound, and the token exchange must not carry the registry's auth flow.
+            token_response = await self._send(token_request)
+            token = await self._read_token(token_response, host)
+            self._tokens[(host, scopes)] = token
+            return f"Bearer {token.value}"
+
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         host = request.url.netloc.decode().lower()
         scopes = scopes_for(request)
         header = self._cached(host, scopes)
+        if header is None and host in self._bearer and scopes:
+            # A known token host: fetch the new scope's token up front instead of eating a 401.
+            header = await self._token(request.url, self._bearer[host], scopes, None)
         if header:
             request.headers["Authorization"] = header
         response = yield request
@@ -132,12 +165,7 @@ class RegistryAuth(httpx.Auth):
         credential = self._credential(host)
         if bearer is not None and "realm" in bearer.params:
             self._bearer[host] = bearer
-            wanted = _merge_scopes(scopes, bearer.params.get("scope", ""))
-            token_request = self._token_request(request.url, bearer, wanted, credential)
-            token_response = yield token_request
-            token = await self._read_token(token_response, host)
-            self._tokens[(host, scopes)] = token
-            request.headers["Authorization"] = f"Bearer {token.value}"
+            request.headers["Authorization"] = await self._token(request.url, bearer, scopes, header)
             yield request
         elif basic is not None and credential is not None and credential.password:
             self._basic_hosts.add(host)

@@ -89,7 +89,7 @@ class RegistryClient:
         self.credentials: CredentialLookup = credentials or CredentialStore()
         self.retry = retry or RetryPolicy.from_env()
         self.http = http or self.transport.build_client()
-        self.auth = RegistryAuth(self.credentials, self.transport)
+        self.auth = RegistryAuth(self.credentials, self.transport, self._send_token_request)
         self.stats = RequestStats()
         self._bases: dict[str, str] = {}
         self._probe_locks: dict[str, asyncio.Lock] = {}
@@ -150,6 +150,17 @@ class RegistryClient:
         self.stats.requests[(host, method, _kind(request.url.path))] += 1
         try:
             return await self.http.send(request, stream=stream, auth=self.auth if authenticate else None)
+        except httpx.HTTPError as exc:
+            reason = _is_tls_failure(exc)
+            if reason is not None:
+                raise TLSError(host, reason) from None
+            raise transport_error(exc, host) from None
+
+    async def _send_token_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.netloc.decode()
+        self.stats.requests[(host, request.method, "token")] += 1
+        try:
+            return await self.http.send(request, stream=True, auth=None)
         except httpx.HTTPError as exc:
             reason = _is_tls_failure(exc)
             if reason is not None:

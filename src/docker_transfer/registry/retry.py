@@ -40,7 +40,7 @@ class RetryPolicy:
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
-        """Defaults, with ``DT_RETRY_ATTEMPTS`` / ``DT_RETRY_WAIT_INITIAL`` / ``DT_RETRY_WAIT_MAX`` overrides."""
+        """Defaults, overridden by ``DT_RETRY_ATTEMPTS``, ``DT_RETRY_WAIT_INITIAL``, ``DT_RETRY_WAIT_MAX``."""
 
         def number(name: str, default: float) -> float:
             raw = os.environ.get(name, "").strip()

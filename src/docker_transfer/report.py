@@ -1,0 +1,300 @@
+"""The sync report: one result per destination tag, as JSON and as a table for people.
+
+The JSON shape is a contract other tools read (``version`` 1)::
+
+    {"version": 1, "started": ISO8601, "finished": ISO8601 | null,
+     "results": [{"source", "target", "tag", "status", "digest", "platforms",
+                  "bytes_copied", "duration_s", "error"}],
+     "summary": {"copied", "unchanged", "failed", "planned", "bytes_copied"}}
+
+Keys may be added in later versions of the same ``version``; none are removed.
+This module only builds and renders reports; writing the file is the CLI's job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from docker_transfer.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+REPORT_VERSION = 1
+"""The ``version`` written to, and the only one read from, report JSON."""
+
+Status = Literal["copied", "unchanged", "failed", "planned"]
+"""``copied``: pushed now; ``unchanged``: already there with the same digest;
+``failed``: see ``error``; ``planned``: a dry run would copy it."""
+
+STATUSES: tuple[Status, ...] = get_args(Status)
+
+_SIZE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+
+
+@dataclass
+class TagResult:
+    """What happened to one destination tag."""
+
+    source: str
+    target: str
+    tag: str
+    status: Status
+    digest: str | None = None
+    platforms: list[str] = field(default_factory=list)
+    bytes_copied: int = 0
+    duration_s: float = 0.0
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        # Literal is only checked statically; a typo here would corrupt every summary.
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r}; expected one of {', '.join(STATUSES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as the report's JSON object."""
+        return {
+            "source": self.source,
+            "target": self.target,
+            "tag": self.tag,
+            "status": self.status,
+            "digest": self.digest,
+            "platforms": list(self.platforms),
+            "bytes_copied": self.bytes_copied,
+            "duration_s": round(self.duration_s, 3),
+            "error": self.error,
+        }
+
+
+@dataclass
+class Report:
+    """A sync run: when it started and finished and one :class:`TagResult` per destination tag."""
+
+    started: datetime
+    finished: datetime | None = None
+    results: list[TagResult] = field(default_factory=list)
+
+    def add(self, result: TagResult) -> None:
+        """Append ``result``."""
+        self.results.append(result)
+
+    @property
+    def failed(self) -> list[TagResult]:
+        """Results whose status is ``failed``, in report order."""
+        return [r for r in self.results if r.status == "failed"]
+
+    def summary(self) -> dict[str, int]:
+        """Counts per status plus total ``bytes_copied``."""
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
+        for result in self.results:
+            counts[result.status] += 1
+        counts["bytes_copied"] = sum(r.bytes_copied for r in self.results)
+        return counts
+
+    def exit_code(self) -> int:
+        """0 when nothing failed, else 1."""
+        return EXIT_FAILED if self.failed else EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as its versioned JSON object."""
+        return {
+            "version": REPORT_VERSION,
+            "started": _iso(self.started),
+            "finished": None if self.finished is None else _iso(self.finished),
+            "results": [r.to_dict() for r in self.results],
+            "summary": self.summary(),
+        }
+
+    def to_json(self) -> str:
+        """The report as JSON text, indented by 2, with a trailing newline."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        """Rebuild a report from :meth:`to_dict` output (e.g. a saved file).
+
+        ``summary`` is recomputed, not read; unknown keys are ignored so newer
+        writers stay readable. Raises :class:`UsageError` listing every problem.
+        """
+        problems: list[str] = []
+        if not isinstance(data, Mapping):
+            raise UsageError(f"invalid report: expected a JSON object, got {type(data).__name__}")
+        version = data.get("version")
+        if version != REPORT_VERSION:
+            raise UsageError(
+                f"invalid report: unsupported version {json.dumps(version)}; "
+                f"this docker-transfer reads version {REPORT_VERSION}"
+            )
+        started = _read_time(data.get("started"), "started", problems, required=True)
+        finished = _read_time(data.get("finished"), "finished", problems, required=False)
+        raw_results = data.get("results")
+        results: list[TagResult] = []
+        if not isinstance(raw_results, list):
+            problems.append(f"results: expected a list, got {type(raw_results).__name__}")
+        else:
+            for i, raw in enumerate(raw_results):
+                result = _read_result(raw, f"results[{i}]", problems)
+                if result is not None:
+                    results.append(result)
+        if problems or started is None:
+            raise UsageError("invalid report:\n" + "\n".join(f"  - {p}" for p in problems))
+        return cls(started=started, finished=finished, results=results)
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        """Parse report JSON text; see :meth:`from_dict`. Raises :class:`UsageError`."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"invalid report: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        return cls.from_dict(data)
+
+
+def merge_reports(reports: Sequence[Report]) -> Report:
+    """Combine reports of several runs (e.g. CI shards) into one.
+
+    ``started`` is the earliest, ``finished`` the latest known (None if none
+    finished); results are concatenated and sorted by target then tag, keeping
+    input order among equal keys. Raises :class:`ValueError` for no reports.
+    """
+    if not reports:
+        raise ValueError("merge_reports needs at least one report")
+    finished = [r.finished for r in reports if r.finished is not None]
+    results = [result for report in reports for result in report.results]
+    results.sort(key=lambda r: (r.target, r.tag))
+    return Report(
+        started=min(r.started for r in reports),
+        finished=max(finished) if finished else None,
+        results=results,
+    )
+
+
+def render_table(report: Report) -> str:
+    """A plain-text summary for people: one row per result, a totals line, then failures.
+
+    Columns: TARGET:TAG, STATUS, PLATFORMS (``linux/`` left out), SIZE (bytes
+    copied), TIME. No trailing newline.
+    """
+    header = ("TARGET:TAG", "STATUS", "PLATFORMS", "SIZE", "TIME")
+    rows = [header]
+    for r in report.results:
+        size = "-" if r.status in ("failed", "planned") and not r.bytes_copied else human_size(r.bytes_copied)
+        platforms = ",".join(p.removeprefix("linux/") for p in r.platforms) or "-"
+        rows.append((f"{r.target}:{r.tag}", r.status, platforms, size, human_duration(r.duration_s)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    # Numbers read best right-aligned; the last column needs no padding after it.
+    lines = [
+        "  ".join(
+            cell.rjust(width) if i >= 3 else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+    if not report.results:
+        lines.append("(no results)")
+    lines.append(_totals(report))
+    if report.failed:
+        lines.extend(["", "Failures:"])
+        for r in report.failed:
+            message = (r.error or "unknown error").replace("\n", "\n    ")
+            lines.append(f"  {r.target}:{r.tag} (from {r.source}): {message}")
+    return "\n".join(lines)
+
+
+def human_size(n: int) -> str:
+    """Bytes in decimal units with one decimal: ``0 B``, ``999 B``, ``1.2 kB``, ``3.4 MB``, ``1.0 GB``."""
+    if n < 0:
+        return "-" + human_size(-n)
+    if n < 1000:
+        return f"{n} B"
+    value = float(n)
+    for unit in _SIZE_UNITS[1:]:
+        value /= 1000
+        # Round before choosing the unit so 999_999 shows as 1.0 MB, not 1000.0 kB.
+        if round(value, 1) < 1000 or unit == _SIZE_UNITS[-1]:
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def human_duration(seconds: float) -> str:
+    """Seconds for people: ``0.4s``, ``12.3s``, ``2m05s``, ``1h02m``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _totals(report: Report) -> str:
+    s = report.summary()
+    counts = ", ".join(f"{s[status]} {status}" for status in STATUSES if s[status] or status != "planned")
+    total = len(report.results)
+    elapsed = (
+        (report.finished - report.started).total_seconds()
+        if report.finished is not None
+        else sum(r.duration_s for r in report.results)
+    )
+    return (
+        f"{total} tag{'' if total == 1 else 's'}: {counts}; "
+        f"{human_size(s['bytes_copied'])} copied in {human_duration(elapsed)}"
+    )
+
+
+def _iso(moment: datetime) -> str:
+    text = moment.isoformat()
+    # 'Z' is the form most tools print for UTC; fromisoformat reads it back since 3.11.
+    return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
+
+
+def _read_time(value: Any, key: str, problems: list[str], *, required: bool) -> datetime | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        problems.append(f"{key}: expected an ISO 8601 time, got {json.dumps(value)}")
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        problems.append(f"{key}: {value!r} is not an ISO 8601 time")
+        return None
+
+
+def _read_result(raw: Any, where: str, problems: list[str]) -> TagResult | None:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: expected an object, got {type(raw).__name__}")
+        return None
+    before = len(problems)
+    for key in ("source", "target", "tag"):
+        if not isinstance(raw.get(key), str):
+            problems.append(f"{where}.{key}: expected a string, got {json.dumps(raw.get(key))}")
+    if raw.get("status") not in STATUSES:
+        problems.append(
+            f"{where}.status: expected one of {', '.join(STATUSES)}, got {json.dumps(raw.get('status'))}"
+        )
+    for key in ("digest", "error"):
+        if not isinstance(raw.get(key), str | None):
+            problems.append(f"{where}.{key}: expected a string or null")
+    platforms = raw.get("platforms", [])
+    if not isinstance(platforms, list) or not all(isinstance(p, str) for p in platforms):
+        problems.append(f"{where}.platforms: expected a list of strings")
+    bytes_copied = raw.get("bytes_copied", 0)
+    if isinstance(bytes_copied, bool) or not isinstance(bytes_copied, int) or bytes_copied < 0:
+        problems.append(f"{where}.bytes_copied: expected a non-negative integer")
+    duration = raw.get("duration_s", 0.0)
+    if isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0:
+        problems.append(f"{where}.duration_s: expected a non-negative number")
+    if len(problems) > before:
+        return None
+    return TagResult(
+        source=raw["source"],
+        target=raw["target"],
+        tag=raw["tag"],
+        status=raw["status"],
+        digest=raw.get("digest"),
+        platforms=list(platforms),
+        bytes_copied=bytes_copied,
+        duration_s=float(duration),
+        error=raw.get("error"),
+    )
