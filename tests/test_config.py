@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +170,7 @@ def test_empty_file(text: str) -> None:
 def test_trailing_comma_in_array() -> None:
     text = '[\n    {"source": "a", "target": "a", "tags": ["x"], "architectures": ["amd64"]},\n]\n'
     message = only_problem(text)
-    assert message.startswith('line 2, column 79: trailing comma before "]"')
+    assert message.startswith('line 2, column 78: trailing comma before "]"')
     assert "JSON does not allow a comma after the last element" in message
 
 
@@ -305,7 +306,8 @@ def test_unknown_architecture_x86() -> None:
 
 def test_bad_source() -> None:
     assert only_problem(dump(entry(source="ngin x:latest"))) == (
-        'images[0].source: invalid image reference "ngin x:latest": the reference contains whitespace (line 3)'
+        'images[0].source: invalid image reference "ngin x:latest": '
+        "the reference contains whitespace (line 3)"
     )
 
 
@@ -562,3 +564,45 @@ def test_load_config_bom(tmp_path: Path) -> None:
     path = tmp_path / "images.json"
     path.write_text(SEED, encoding="utf-8-sig")
     assert len(load_config(path).entries) == 4
+
+
+# --- docs/configuration.md stays true ----------------------------------------------------------
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+
+
+def test_doc_json_examples_parse() -> None:
+    blocks = re.findall(r"```json\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 6
+    for block in blocks:
+        text = block if block.lstrip().startswith("[") else f"[{block}]"
+        assert parse_config(text).entries
+
+
+def test_doc_seed_examples_match_code() -> None:
+    doc = DOC.read_text(encoding="utf-8")
+    for source in (
+        "nginx:latest",
+        "ubuntu:22.04",
+        "vllm/vllm-openai:v0.11.0",
+        "ghcr.io/open-webui/open-webui:main",
+    ):
+        assert f'"source": "{source}"' in doc
+
+
+def test_doc_error_table_messages_are_real() -> None:
+    """A sample of the messages quoted in the doc, produced by the code word for word."""
+    doc = DOC.read_text(encoding="utf-8")
+    produced = [
+        only_problem(""),
+        only_problem('{"source": "nginx:latest"}'),
+        only_problem(dump(entry(tags=DROP))),
+        only_problem(dump(entry(tags="latest"))),
+        only_problem(dump(entry(tags=["bad tag!"]))),
+        only_problem(dump(entry(target="nginx:1.0"))),
+        only_problem(dump(entry(arch_tags="yes"))),
+        only_problem(dump(entry(), entry(source="nginx:1.27"))),
+        only_problem(dump(entry(), entry(source="docker.io/library/nginx:latest"))),
+    ]
+    for message in produced:
+        assert f"`{message}`" in doc, message

@@ -69,7 +69,11 @@ class TagResult:
 
 @dataclass
 class Report:
-    """A sync run: when it started and finished and one :class:`TagResult` per destination tag."""
+    """A sync run: when it started and finished and one :class:`TagResult` per destination tag.
+
+    Use timezone-aware times (UTC): they are written with their offset, and
+    :func:`merge_reports` cannot compare aware with naive ones.
+    """
 
     started: datetime
     finished: datetime | None = None

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from docker_transfer.errors import EXIT_INTERRUPTED, EXIT_USAGE, DockerTransferError
+from docker_transfer.errors import EXIT_INTERRUPTED, EXIT_USAGE, DockerTransferError, UsageError
 from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.credentials import Credential, CredentialStore
 from docker_transfer.registry.transport import TransportOptions
@@ -160,3 +160,29 @@ def human_size(n: float) -> str:
 def env_flag(name: str) -> bool:
     """True for 1/true/yes in the environment."""
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(text: str, option: str) -> float:
+    """``90``, ``90s``, ``30m``, ``2h``, ``1h30m`` → seconds; a bad value is a usage error."""
+    raw = text.strip().lower()
+    if not raw:
+        raise UsageError(f"{option}: empty duration")
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    total, number = 0.0, ""
+    for char in raw:
+        if char.isdigit() or char == ".":
+            number += char
+        elif char in _DURATION_UNITS and number:
+            total += float(number) * _DURATION_UNITS[char]
+            number = ""
+        else:
+            raise UsageError(f"{option}: invalid duration {text!r}; use e.g. 90s, 30m, 2h or 1h30m")
+    if number:
+        raise UsageError(f"{option}: invalid duration {text!r}; give a unit (s, m, h) after {number}")
+    return total

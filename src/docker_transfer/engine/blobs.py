@@ -45,6 +45,7 @@ class BlobTracker:
     _semaphore: asyncio.Semaphore | None = None
     _tasks: dict[tuple[str, str, str], asyncio.Task[BlobOutcome]] = field(default_factory=dict)
     _holders: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    _by_blob: dict[tuple[str, str], asyncio.Task[BlobOutcome]] = field(default_factory=dict)
 
     @property
     def semaphore(self) -> asyncio.Semaphore:
@@ -83,13 +84,34 @@ class BlobCopier:
         blob: Descriptor,
         progress: ProgressHook | None = None,
     ) -> BlobOutcome:
-        """Make ``blob`` present in ``destination``'s repository; shared by concurrent callers."""
-        key = (destination.api_host, destination.repository, blob.digest)
+        """Make ``blob`` present in ``destination``'s repository; shared by concurrent callers.
+
+        When the same blob is already on its way to another repository of the same
+        registry, wait for that copy and mount from there instead of reading the
+        source a second time.
+        """
+        host = destination.api_host
+        key = (host, destination.repository, blob.digest)
         task = self.tracker._tasks.get(key)
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            task = asyncio.ensure_future(self._ensure(source, destination, blob, progress))
+            elsewhere = self.tracker._by_blob.get((host, blob.digest))
+            task = asyncio.ensure_future(self._after(elsewhere, source, destination, blob, progress))
             self.tracker._tasks[key] = task
+            self.tracker._by_blob.setdefault((host, blob.digest), task)
         return await asyncio.shield(task)
+
+    async def _after(
+        self,
+        elsewhere: asyncio.Task[BlobOutcome] | None,
+        source: Reference,
+        destination: Reference,
+        blob: Descriptor,
+        progress: ProgressHook | None,
+    ) -> BlobOutcome:
+        if elsewhere is not None and not elsewhere.done():
+            # Its failure is its own image's problem; ours falls back to a normal copy.
+            await asyncio.wait([elsewhere])
+        return await self._ensure(source, destination, blob, progress)
 
     async def _ensure(
         self, source: Reference, destination: Reference, blob: Descriptor, progress: ProgressHook | None

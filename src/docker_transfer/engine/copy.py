@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from docker_transfer.engine.blobs import BlobCopier, BlobOutcome, BlobTracker
 from docker_transfer.errors import ManifestError, PlatformNotFoundError
 from docker_transfer.manifest import (
+    ATTESTATION_REF_DIGEST_KEY,
     Descriptor,
     Manifest,
     Selection,
@@ -47,6 +48,44 @@ class ResolvedImage:
     children: tuple[Manifest, ...]
     platforms: tuple[Platform, ...]
     selection: Selection | None
+    missing: tuple[Platform, ...] = ()
+
+    def child_for(self, platform: Platform) -> Manifest | None:
+        """The pushed image manifest for ``platform`` (the top manifest for a single image)."""
+        if not self.children:
+            return self.top if any(platform.matches(p) for p in self.platforms) else None
+        by_digest = {c.digest: c for c in self.children}
+        for desc in self.selection.children if self.selection else ():
+            if desc.platform and not desc.is_attestation and platform.matches(desc.platform):
+                return by_digest.get(desc.digest)
+        return None
+
+    def without(self, dropped: set[str]) -> ResolvedImage:
+        """This image minus the children in ``dropped`` (and their attestations): a partial publish."""
+        assert self.selection is not None
+        kept = tuple(
+            d
+            for d in self.selection.children
+            if d.digest not in dropped and d.annotations.get(ATTESTATION_REF_DIGEST_KEY) not in dropped
+        )
+        if not any(not d.is_attestation for d in kept):
+            raise ValueError("nothing left to publish")
+        lost = tuple(d.platform for d in self.selection.children if d.digest in dropped and d.platform)
+        platforms = tuple(p for p in self.platforms if p not in lost)
+        selection = Selection(children=kept, platforms=platforms, is_complete=False, missing=())
+        data = build_filtered_index(self.top, selection)
+        children = tuple(c for c in self.children if c.digest in {d.digest for d in kept})
+        return ResolvedImage(
+            self.source,
+            self.top,
+            data,
+            self.push_media_type,
+            sha256_digest(data),
+            children,
+            platforms,
+            selection,
+            self.missing + lost,
+        )
 
     @property
     def blobs(self) -> tuple[Descriptor, ...]:
@@ -78,6 +117,7 @@ class CopyResult:
     blobs_mounted: int = 0
     blobs_present: int = 0
     duration_s: float = 0.0
+    missing: tuple[str, ...] = ()
     outcomes: dict[str, str] = field(default_factory=dict)
 
 
@@ -90,24 +130,40 @@ class Copier:
         self.blobs = BlobCopier(client, self.tracker)
 
     async def resolve(
-        self, source: Reference, platforms: Sequence[Platform] | None, *, annotate: bool = True
+        self,
+        source: Reference,
+        platforms: Sequence[Platform] | None,
+        *,
+        annotate: bool = True,
+        allow_missing: bool = False,
     ) -> ResolvedImage:
-        """Fetch the source's manifests and decide exactly what will be pushed."""
+        """Fetch the source's manifests and decide exactly what will be pushed.
+
+        With ``allow_missing`` a requested platform the source lacks is recorded
+        in ``missing`` instead of failing, as long as one requested platform exists.
+        """
         top = await self.client.retry.call(lambda: get_manifest(self.client, source))
         if top.is_index:
-            return await self._resolve_index(source, top, platforms, annotate)
+            return await self._resolve_index(source, top, platforms, annotate, allow_missing)
         platform = await self.image_platform(source, top)
-        if platforms:
-            missing = [str(p) for p in platforms if not p.matches(platform)]
-            if missing:
-                raise PlatformNotFoundError(str(source), missing, [str(platform)])
-        return ResolvedImage(source, top, top.data, top.media_type, top.digest, (), (platform,), None)
+        missing = tuple(p for p in platforms or () if not p.matches(platform))
+        if missing and (not allow_missing or len(missing) == len(platforms or ())):
+            raise PlatformNotFoundError(str(source), [str(p) for p in missing], [str(platform)])
+        return ResolvedImage(
+            source, top, top.data, top.media_type, top.digest, (), (platform,), None, missing
+        )
 
     async def _resolve_index(
-        self, source: Reference, top: Manifest, platforms: Sequence[Platform] | None, annotate: bool
+        self,
+        source: Reference,
+        top: Manifest,
+        platforms: Sequence[Platform] | None,
+        annotate: bool,
+        allow_missing: bool,
     ) -> ResolvedImage:
         selection = select_platforms(top, list(platforms) if platforms else None)
-        check_selection(str(source), selection, top)
+        if not allow_missing or not selection.platforms:
+            check_selection(str(source), selection, top)
 
         async def child(desc: Descriptor) -> Manifest:
             manifest = await self.client.retry.call(
@@ -122,7 +178,15 @@ class Copier:
         children = tuple(await asyncio.gather(*(child(d) for d in selection.children)))
         data = build_filtered_index(top, selection, source_digest_annotation=annotate)
         return ResolvedImage(
-            source, top, data, top.media_type, sha256_digest(data), children, selection.platforms, selection
+            source,
+            top,
+            data,
+            top.media_type,
+            sha256_digest(data),
+            children,
+            selection.platforms,
+            selection,
+            selection.missing,
         )
 
     async def image_platform(self, source: Reference, image: Manifest) -> Platform:
@@ -157,9 +221,32 @@ class Copier:
         destination: Reference,
         tags: Sequence[str],
         progress: Callable[[int], None] | None = None,
+        *,
+        arch_tags: Sequence[tuple[str, Platform]] = (),
+        allow_partial: bool = False,
     ) -> CopyResult:
-        """Push a resolved image: blobs, children by digest, then the top manifest under each tag."""
+        """Push a resolved image: blobs, children by digest, then the top manifest under each tag.
+
+        ``arch_tags`` point extra tags at single-platform children, written after
+        the index tags. With ``allow_partial`` a child whose blobs fail is dropped
+        and the index rebuilt from the rest, instead of failing the whole image.
+        """
         started = time.monotonic()
+        blobs = image.blobs
+        outcomes = await asyncio.gather(
+            *(self.blobs.ensure(image.source, destination, blob, progress) for blob in blobs),
+            return_exceptions=True,
+        )
+        failed = {b.digest: o for b, o in zip(blobs, outcomes, strict=True) if isinstance(o, BaseException)}
+        if failed:
+            first = next(iter(failed.values()))
+            if not allow_partial or not image.children:
+                raise first
+            dropped = {c.digest for c in image.children if any(b.digest in failed for b in c.blobs)}
+            try:
+                image = image.without(dropped)
+            except ValueError:
+                raise first from None
         result = CopyResult(
             source=str(image.source),
             destination=destination.name,
@@ -167,12 +254,11 @@ class Copier:
             digest=image.push_digest,
             media_type=image.push_media_type,
             platforms=tuple(str(p) for p in image.platforms),
-        )
-        blobs = image.blobs
-        outcomes = await asyncio.gather(
-            *(self.blobs.ensure(image.source, destination, blob, progress) for blob in blobs)
+            missing=tuple(str(p) for p in image.missing),
         )
         for blob, outcome in zip(blobs, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                continue
             result.outcomes[blob.digest] = outcome.value
             if outcome is BlobOutcome.UPLOADED:
                 result.blobs_uploaded += 1
@@ -194,6 +280,13 @@ class Copier:
                 functools.partial(
                     put_manifest, client, destination, identifier, image.push_data, image.push_media_type
                 )
+            )
+        for tag, platform in arch_tags:
+            single = image.child_for(platform)
+            if single is None:
+                continue
+            await client.retry.call(
+                functools.partial(put_manifest, client, destination, tag, single.data, single.media_type)
             )
         result.duration_s = time.monotonic() - started
         return result

@@ -1,0 +1,285 @@
+"""Mirroring every entry of images.json: incremental, concurrent, isolated, reported.
+
+For each job the source is HEADed (free on Docker Hub) and the destination tags
+are HEADed; when they already hold what a copy would push, the entry is
+``unchanged`` and the source manifest is never fetched. Otherwise the source is
+resolved once per (source, platforms) however many entries use it, and pushed.
+A failure is recorded against its entry's tags and never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from docker_transfer.engine.blobs import BlobTracker
+from docker_transfer.engine.copy import Copier, CopyResult, ResolvedImage
+from docker_transfer.errors import DockerTransferError, ImageTimeoutError, NotFoundError
+from docker_transfer.manifest import Manifest
+from docker_transfer.plan import Job, is_unchanged
+from docker_transfer.registry.blobs import blob_exists
+from docker_transfer.registry.client import RegistryClient
+from docker_transfer.registry.manifests import get_manifest, head_manifest
+from docker_transfer.report import Report, Status, TagResult
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """Knobs of a sync run."""
+
+    concurrency: int = 4
+    blob_concurrency: int = 8
+    image_timeout: float | None = 3600.0
+    run_timeout: float | None = None
+    dry_run: bool = False
+
+
+class SyncEvents:
+    """Hooks for progress output; the default does nothing."""
+
+    def job_started(self, job: Job) -> None:
+        """A job begins."""
+
+    def job_finished(self, job: Job, results: Sequence[TagResult]) -> None:
+        """A job ended (any status)."""
+
+    def bytes_moved(self, job: Job, n: int) -> None:
+        """``n`` more bytes of ``job`` reached the destination (negative after a retry rewinds)."""
+
+    def job_sized(self, job: Job, total: int) -> None:
+        """The bytes ``job`` may move, once its source is resolved."""
+
+
+class Syncer:
+    """Runs jobs against one registry client, sharing blob knowledge across images."""
+
+    def __init__(
+        self, client: RegistryClient, options: SyncOptions | None = None, events: SyncEvents | None = None
+    ) -> None:
+        self.client = client
+        self.options = options or SyncOptions()
+        self.events = events or SyncEvents()
+        self.copier = Copier(client, BlobTracker(concurrency=self.options.blob_concurrency))
+        self._heads: dict[str, asyncio.Future[str]] = {}
+        self._resolved: dict[tuple[str, tuple[str, ...], bool], asyncio.Future[ResolvedImage]] = {}
+
+    async def run(self, jobs: Sequence[Job], report: Report) -> Report:
+        """Run every job (bounded concurrency, optional overall timeout), filling ``report``."""
+        gate = asyncio.Semaphore(self.options.concurrency)
+
+        async def guarded(job: Job) -> list[TagResult]:
+            async with gate:
+                return await self._job(job)
+
+        tasks = {asyncio.ensure_future(guarded(job)): job for job in jobs}
+        try:
+            pending: set[asyncio.Task[list[TagResult]]] = set()
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=self.options.run_timeout)
+        except asyncio.CancelledError:
+            await _cancel(tasks)
+            self._collect(tasks, report, "interrupted before this image finished")
+            raise
+        await _cancel(pending)
+        limit = self.options.run_timeout or 0
+        self._collect(tasks, report, f"the run's --timeout of {limit:g}s expired before this image finished")
+        return report
+
+    def _collect(self, tasks: Mapping[asyncio.Task[list[TagResult]], Job], report: Report, why: str) -> None:
+        for task, job in tasks.items():
+            if task.done() and not task.cancelled() and task.exception() is None:
+                results = task.result()
+            else:
+                results = _failed(job, why, 0.0)
+                self.events.job_finished(job, results)
+            for result in results:
+                report.add(result)
+
+    async def _job(self, job: Job) -> list[TagResult]:
+        self.events.job_started(job)
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.options.image_timeout):
+                results = await self._sync(job, started)
+        except TimeoutError:
+            error = ImageTimeoutError(str(job.entry.source), self.options.image_timeout or 0)
+            results = _failed(job, str(error), time.monotonic() - started)
+        except DockerTransferError as exc:
+            results = _failed(job, str(exc), time.monotonic() - started)
+        except Exception as exc:  # a bug must cost one image, not the run
+            log.debug("internal error in %s", job.entry.source, exc_info=True)
+            results = _failed(job, f"internal error: {type(exc).__name__}: {exc}", time.monotonic() - started)
+        self.events.job_finished(job, results)
+        return results
+
+    async def _source_digest(self, job: Job) -> str:
+        source = job.entry.source
+        if source.digest:
+            return source.digest
+
+        async def head() -> str:
+            found = await self.client.retry.call(lambda: head_manifest(self.client, source))
+            if found is None:
+                raise NotFoundError(f"{source}: not found in the source registry", status=404)
+            return found.digest
+
+        return await _once(self._heads, str(source), head)
+
+    async def _destination_state(self, job: Job, source_digest: str) -> tuple[bool, dict[str, str | None]]:
+        dest = job.destination
+        client = self.client
+
+        async def head(tag: str) -> str | None:
+            found = await client.retry.call(lambda: head_manifest(client, dest.with_tag(tag)))
+            return found.digest if found else None
+
+        digests = await asyncio.gather(*(head(t) for t in job.all_tags))
+        by_tag = dict(zip(job.all_tags, digests, strict=True))
+        index_tags = {t: by_tag[t] for t in job.tags}
+        values = set(index_tags.values())
+        manifest: Manifest | None = None
+        if len(values) == 1 and None not in values:
+            (pushed,) = values
+            assert pushed is not None
+            manifest = await client.retry.call(lambda: get_manifest(client, dest, digest=pushed))
+        arch = {tag: (platform, by_tag[tag]) for tag, platform in job.arch_tags}
+        unchanged = is_unchanged(source_digest, job.platforms, index_tags, manifest, arch)
+        return unchanged, by_tag
+
+    async def _resolve(self, job: Job, source_digest: str) -> ResolvedImage:
+        pinned = job.entry.source.with_digest(source_digest)
+        platforms = job.platforms
+        key = (str(pinned), tuple(str(p) for p in platforms or ()), job.entry.allow_partial)
+
+        async def make() -> ResolvedImage:
+            return await self.copier.resolve(pinned, platforms, allow_missing=job.entry.allow_partial)
+
+        return await _once(self._resolved, key, make)
+
+    async def _sync(self, job: Job, started: float) -> list[TagResult]:
+        source_digest = await self._source_digest(job)
+        unchanged, before = await self._destination_state(job, source_digest)
+        if unchanged:
+            pushed = before[job.tags[0]]
+            return [
+                _result(
+                    job,
+                    tag,
+                    "unchanged",
+                    pushed if tag in job.tags else before[tag],
+                    (),
+                    0,
+                    time.monotonic() - started,
+                )
+                for tag in job.all_tags
+            ]
+        image = await self._resolve(job, source_digest)
+        platforms = tuple(str(p) for p in image.platforms)
+        self.events.job_sized(job, image.total_bytes)
+        if self.options.dry_run:
+            needed = await self._bytes_needed(job, image)
+            return [
+                _result(
+                    job,
+                    tag,
+                    "planned",
+                    image.push_digest,
+                    platforms,
+                    needed if i == 0 else 0,
+                    time.monotonic() - started,
+                )
+                for i, tag in enumerate(job.all_tags)
+            ]
+        copied = await self.copier.push(
+            image,
+            job.destination,
+            job.tags,
+            lambda n: self.events.bytes_moved(job, n),
+            arch_tags=job.arch_tags,
+            allow_partial=job.entry.allow_partial,
+        )
+        return self._pushed_results(job, image, copied, before, time.monotonic() - started)
+
+    def _pushed_results(
+        self, job: Job, image: ResolvedImage, copied: CopyResult, before: dict[str, str | None], took: float
+    ) -> list[TagResult]:
+        results: list[TagResult] = []
+        note = f"partial: published without {', '.join(copied.missing)}" if copied.missing else None
+        bytes_left = copied.bytes_copied
+        for tag in job.all_tags:
+            digest: str | None
+            if tag in job.tags:
+                digest = copied.digest
+            else:
+                platform = dict(job.arch_tags)[tag]
+                child = image.child_for(platform)
+                digest = child.digest if child else None
+            status: Status = "unchanged" if before.get(tag) == digest and digest is not None else "copied"
+            result = _result(job, tag, status, digest, copied.platforms, 0, took)
+            if status == "copied":
+                result.bytes_copied, bytes_left = bytes_left, 0
+            result.error = note
+            results.append(result)
+        if bytes_left and results:
+            results[0].bytes_copied += bytes_left
+        return results
+
+    async def _bytes_needed(self, job: Job, image: ResolvedImage) -> int:
+        host, repo = job.destination.api_host, job.destination.repository
+
+        async def missing(digest: str, size: int) -> int:
+            present = await self.client.retry.call(lambda: blob_exists(self.client, host, repo, digest))
+            return 0 if present else size
+
+        sizes = await asyncio.gather(*(missing(b.digest, b.size) for b in image.blobs))
+        return sum(sizes)
+
+
+async def _once(cache: dict[K, asyncio.Future[T]], key: K, make: Callable[[], Awaitable[T]]) -> T:
+    """Run ``make`` once per key; concurrent callers share it; a failure is retried by the next caller."""
+    future = cache.get(key)
+    if future is None or (future.done() and (future.cancelled() or future.exception() is not None)):
+        future = asyncio.ensure_future(make())
+        cache[key] = future
+    return await asyncio.shield(future)
+
+
+def _result(
+    job: Job, tag: str, status: Status, digest: str | None, platforms: Sequence[str], nbytes: int, took: float
+) -> TagResult:
+    return TagResult(
+        source=str(job.entry.source),
+        target=job.destination.name,
+        tag=tag,
+        status=status,
+        digest=digest,
+        platforms=list(platforms),
+        bytes_copied=nbytes,
+        duration_s=took,
+    )
+
+
+def _failed(job: Job, error: str, took: float) -> list[TagResult]:
+    results = [
+        _result(job, tag, "failed", None, [str(p) for p in job.platforms or ()], 0, took)
+        for tag in job.all_tags
+    ]
+    for result in results:
+        result.error = error
+    return results
+
+
+async def _cancel(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)

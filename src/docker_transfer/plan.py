@@ -1,0 +1,120 @@
+"""Turning a validated config into destination jobs, and deciding what is already in place.
+
+Pure: no network. The sync engine asks registries (HEADs, destination GETs) and
+hands the answers to :func:`is_unchanged`, which decides whether an entry can be
+skipped without ever GETting the source manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from docker_transfer.config import Config, ImageEntry
+from docker_transfer.errors import UsageError
+from docker_transfer.manifest import SOURCE_DIGEST_ANNOTATION, Manifest
+from docker_transfer.platform import Platform, is_unknown
+from docker_transfer.reference import Reference, validate_repository
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where images go: ``{registry}/{namespace}/{target}:{tag}``."""
+
+    registry: str
+    namespace: str
+
+    def __post_init__(self) -> None:
+        if not self.registry:
+            raise UsageError("no target registry: pass --target-registry or set TARGET_REGISTRY")
+        if not self.namespace:
+            raise UsageError(
+                "no target namespace: pass --target-namespace or set TARGET_NAMESPACE (or ALIYUN_NAMESPACE)"
+            )
+        validate_repository(self.namespace)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One config entry bound to its destination repository."""
+
+    entry: ImageEntry
+    destination: Reference
+    tags: tuple[str, ...]
+    arch_tags: tuple[tuple[str, Platform], ...]
+
+    @property
+    def platforms(self) -> tuple[Platform, ...] | None:
+        """The requested platforms (``None`` would mean all; the seed format always names them)."""
+        return self.entry.platforms or None
+
+    @property
+    def all_tags(self) -> tuple[str, ...]:
+        """Index tags then per-architecture tags."""
+        return self.tags + tuple(tag for tag, _ in self.arch_tags)
+
+
+def plan_jobs(config: Config, target: Target) -> list[Job]:
+    """One job per entry, destination ``{registry}/{namespace}/{target}``."""
+    jobs: list[Job] = []
+    for entry in config.entries:
+        repository = validate_repository(f"{target.namespace}/{entry.target}")
+        destination = Reference(registry=target.registry, repository=repository, tag=entry.tags[0])
+        arch_tags: list[tuple[str, Platform]] = []
+        if entry.arch_tags:
+            for tag in entry.tags:
+                for platform in entry.platforms:
+                    arch_tags.append((f"{tag}-{platform.tag_suffix}", platform))
+        jobs.append(Job(entry, destination, entry.tags, tuple(arch_tags)))
+    return jobs
+
+
+def platforms_match(wanted: Sequence[Platform], present: Sequence[Platform]) -> bool:
+    """Each wanted platform is present, and nothing else is."""
+    present = [p for p in present if not is_unknown(p)]
+    return all(any(w.matches(p) for p in present) for w in wanted) and all(
+        any(w.matches(p) for w in wanted) for p in present
+    )
+
+
+def child_for(index: Manifest, platform: Platform) -> str | None:
+    """Digest of the first non-attestation child of ``index`` matching ``platform``."""
+    for child in index.manifests:
+        if child.platform is not None and not child.is_attestation and platform.matches(child.platform):
+            return child.digest
+    return None
+
+
+def is_unchanged(
+    source_digest: str,
+    wanted: Sequence[Platform] | None,
+    tag_digests: Mapping[str, str | None],
+    destination: Manifest | None,
+    arch_tag_digests: Mapping[str, tuple[Platform, str | None]] | None = None,
+) -> bool:
+    """True when every destination tag already holds what a copy of ``source_digest`` would push.
+
+    ``tag_digests`` are the destination HEAD digests of the index tags and
+    ``destination`` the manifest they point at (fetched from the destination,
+    never the source). A copy of every platform pushes the source bytes, so
+    equal digests prove it; a filtered copy is recognised by the source digest
+    recorded in its annotations. Either way the destination must hold exactly
+    the wanted platforms, since the user may have changed ``architectures``.
+    """
+    digests = set(tag_digests.values())
+    if not tag_digests or None in digests or len(digests) != 1:
+        return False
+    (pushed,) = digests
+    if destination is None or destination.digest != pushed:
+        return False
+    if pushed != source_digest and destination.annotations.get(SOURCE_DIGEST_ANNOTATION) != source_digest:
+        return False
+    if destination.is_index and wanted is not None:
+        present = [c.platform for c in destination.manifests if c.platform and not c.is_attestation]
+        if not platforms_match(wanted, present):
+            return False
+    for platform, digest in (arch_tag_digests or {}).values():
+        expected = child_for(destination, platform) if destination.is_index else pushed
+        if digest is None or digest != expected:
+            return False
+    return True
