@@ -27,7 +27,12 @@ from docker_transfer.registry.transport import TransportOptions
 MAX_TOKEN_BODY = 1024 * 1024
 _TOKEN_MARGIN = 20.0
 _PARAM_RE = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
-_PATH_RE = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)(?:/|$)")
+_QUOTED_PAIR_RE = re.compile(r"\\(.)")
+# The name is greedy and the endpoint spelled out, so a repository with a path component named
+# like an endpoint ("team/blobs/app") still gets its own name as the scope.
+_PATH_RE = re.compile(
+    r"^/v2/(?P<name>.+)/(?:manifests/[^/]+|blobs/uploads(?:/.*)?|blobs/[^/]+|tags/list|referrers/[^/]+)/?$"
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ def parse_challenges(header: str) -> list[Challenge]:
     challenges: list[Challenge] = []
     rest = header.strip()
     while rest:
+        # A challenge without parameters ("Negotiate, Bearer …") leaves its separating comma here.
+        rest = rest.lstrip(", \t")
         m = re.match(r"([A-Za-z][A-Za-z0-9_-]*)\s*", rest)
         if m is None:
             break
@@ -53,8 +60,9 @@ def parse_challenges(header: str) -> list[Challenge]:
             pm = _PARAM_RE.match(rest)
             if pm is None:
                 break
-            value = pm.group(2) if pm.group(2) is not None else (pm.group(3) or "")
-            params[pm.group(1).lower()] = value.replace('\\"', '"')
+            quoted = pm.group(2)
+            value = _QUOTED_PAIR_RE.sub(r"\1", quoted) if quoted is not None else (pm.group(3) or "")
+            params[pm.group(1).lower()] = value
             rest = rest[pm.end() :].lstrip()
             if rest.startswith(","):
                 rest = rest[1:].lstrip()
@@ -214,7 +222,7 @@ class RegistryAuth(httpx.Auth):
                 status=response.status_code,
                 host=host,
             )
-        body = await read_bounded(response, MAX_TOKEN_BODY)
+        body = await read_bounded(response, MAX_TOKEN_BODY, strict=True)
         if response.status_code >= 400:
             raise RegistryError(
                 f"token service for {host} answered {response.status_code}",

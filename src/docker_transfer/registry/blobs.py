@@ -67,7 +67,7 @@ async def read_blob(
     if size > limit:
         raise RegistryError(f"blob {digest}: {size} bytes is more than the {limit}-byte limit for configs")
     async with open_blob(client, host, repository, digest) as response:
-        data = await read_bounded(response, limit + 1)
+        data = await read_bounded(response, limit + 1, strict=True)
     client.stats.bytes_read += len(data)
     if len(data) != size:
         raise SizeMismatchError(digest, size, len(data))

@@ -19,7 +19,7 @@ import httpx
 from docker_transfer.errors import TLSError
 from docker_transfer.registry.auth import RegistryAuth
 from docker_transfer.registry.credentials import CredentialLookup, CredentialStore
-from docker_transfer.registry.httperrors import transport_error
+from docker_transfer.registry.httperrors import MAX_ERROR_BODY, read_bounded, transport_error
 from docker_transfer.registry.retry import RetryPolicy
 from docker_transfer.registry.transport import TransportOptions
 
@@ -72,6 +72,24 @@ def _is_tls_failure(exc: BaseException) -> str | None:
     if "[SSL" in text or "SSLError" in text:
         return text.split("] ", 1)[-1][:120]
     return None
+
+
+async def _buffered(response: httpx.Response) -> httpx.Response:
+    """A read copy of a non-streamed answer keeping at most ``MAX_ERROR_BODY`` bytes of its body.
+
+    Such answers are judged by status and headers; their bodies only feed error
+    messages, so an endless body must cost neither memory nor time.
+    """
+    body = await read_bounded(response, MAX_ERROR_BODY)
+    # The body is kept as received (raw); drop the encoding so nothing tries to decode a cut stream.
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-encoding"]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=body,
+        request=response.request,
+        extensions=response.extensions,
+    )
 
 
 class RegistryClient:
@@ -149,12 +167,13 @@ class RegistryClient:
         host = request.url.netloc.decode()
         self.stats.requests[(host, method, _kind(request.url.path))] += 1
         try:
-            return await self.http.send(request, stream=stream, auth=self.auth if authenticate else None)
+            response = await self.http.send(request, stream=True, auth=self.auth if authenticate else None)
         except httpx.HTTPError as exc:
             reason = _is_tls_failure(exc)
             if reason is not None:
                 raise TLSError(host, reason) from None
             raise transport_error(exc, host) from None
+        return response if stream else await _buffered(response)
 
     async def _send_token_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.netloc.decode()

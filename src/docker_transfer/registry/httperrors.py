@@ -22,11 +22,20 @@ RETRY_AFTER_CAP = 300.0
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
-async def read_bounded(response: httpx.Response, limit: int) -> bytes:
+async def read_bounded(response: httpx.Response, limit: int, *, strict: bool = False) -> bytes:
     """Read at most ``limit`` bytes of a streamed body, then stop.
 
-    An endless or huge error body must cost neither memory nor time.
+    An endless or huge error body must cost neither memory nor time. A response
+    that was already read gives its buffered content. A connection lost mid-body
+    yields the bytes read so far, or with ``strict`` (for bodies that are the
+    payload, not an error detail) a retryable :class:`TransportError`.
     """
+    if response.is_stream_consumed:
+        await response.aclose()
+        try:
+            return response.content[:limit]
+        except httpx.ResponseNotRead:
+            return b""
     chunks: list[bytes] = []
     total = 0
     try:
@@ -35,8 +44,9 @@ async def read_bounded(response: httpx.Response, limit: int) -> bytes:
             total += len(chunk)
             if total >= limit:
                 break
-    except httpx.HTTPError:
-        pass
+    except httpx.HTTPError as exc:
+        if strict:
+            raise transport_error(exc, response.request.url.netloc.decode()) from None
     finally:
         await response.aclose()
     return b"".join(chunks)[:limit]

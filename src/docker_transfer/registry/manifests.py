@@ -71,7 +71,7 @@ async def get_manifest(client: RegistryClient, ref: Reference, *, digest: str | 
             f"{ref.name}@{identifier}: manifest of {declared} bytes exceeds the "
             f"{MAX_MANIFEST_BYTES}-byte limit"
         )
-    data = await read_bounded(response, MAX_MANIFEST_BYTES + 1)
+    data = await read_bounded(response, MAX_MANIFEST_BYTES + 1, strict=True)
     client.stats.bytes_read += len(data)
     if len(data) > MAX_MANIFEST_BYTES:
         raise ManifestError(f"{ref.name}@{identifier}: manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit")
