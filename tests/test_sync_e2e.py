@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devtools.images import push_image, push_single
+from devtools.images import push_image, push_single, sha256_digest
 from devtools.registry import LocalRegistry, RegistryFactory
 from docker_transfer.cli import main
 from docker_transfer.manifest import ACCEPT_MANIFESTS, SOURCE_DIGEST_ANNOTATION
@@ -238,8 +238,6 @@ def test_shared_layers_read_from_source_once(
     blob_gets = Counter(
         e.path.rsplit("/", 1)[1] for e in hub.requests(mark) if e.method == "GET" and "/blobs/" in e.path
     )
-    from devtools.images import sha256_digest
-
     for layer in shared:
         assert blob_gets[sha256_digest(layer)] == 1, blob_gets
     # the second repository got the shared layers by cross-repository mount
@@ -378,7 +376,7 @@ def test_invalid_config_exits_2_and_contacts_nothing(
     config = tmp_path / "images.json"
     config.write_text(text)
     mark = acr.mark()
-    code, out, err = sync(capsys, config, acr)
+    code, _, err = sync(capsys, config, acr)
     assert code == 2
     assert expected in err, err
     assert "Traceback" not in err
