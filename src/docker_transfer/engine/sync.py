@@ -133,7 +133,9 @@ class Syncer:
 
         return await _once(self._heads, str(source), head)
 
-    async def _destination_state(self, job: Job, source_digest: str) -> tuple[bool, dict[str, str | None]]:
+    async def _destination_state(
+        self, job: Job, source_digest: str
+    ) -> tuple[bool, dict[str, str | None], Manifest | None]:
         dest = job.destination
         client = self.client
 
@@ -152,7 +154,7 @@ class Syncer:
             manifest = await client.retry.call(lambda: get_manifest(client, dest, digest=pushed))
         arch = {tag: (platform, by_tag[tag]) for tag, platform in job.arch_tags}
         unchanged = is_unchanged(source_digest, job.platforms, index_tags, manifest, arch)
-        return unchanged, by_tag
+        return unchanged, by_tag, manifest
 
     async def _resolve(self, job: Job, source_digest: str) -> ResolvedImage:
         pinned = job.entry.source.with_digest(source_digest)
@@ -166,18 +168,14 @@ class Syncer:
 
     async def _sync(self, job: Job, started: float) -> list[TagResult]:
         source_digest = await self._source_digest(job)
-        unchanged, before = await self._destination_state(job, source_digest)
+        unchanged, before, held = await self._destination_state(job, source_digest)
         if unchanged:
-            pushed = before[job.tags[0]]
+            present = _platforms_of(held) if held is not None else ()
+            arch = dict(job.arch_tags)
+            took = time.monotonic() - started
             return [
                 _result(
-                    job,
-                    tag,
-                    "unchanged",
-                    pushed if tag in job.tags else before[tag],
-                    (),
-                    0,
-                    time.monotonic() - started,
+                    job, tag, "unchanged", before[tag], (str(arch[tag]),) if tag in arch else present, 0, took
                 )
                 for tag in job.all_tags
             ]
@@ -223,7 +221,8 @@ class Syncer:
                 child = image.child_for(platform)
                 digest = child.digest if child else None
             status: Status = "unchanged" if before.get(tag) == digest and digest is not None else "copied"
-            result = _result(job, tag, status, digest, copied.platforms, 0, took)
+            shown = copied.platforms if tag in job.tags else (str(dict(job.arch_tags)[tag]),)
+            result = _result(job, tag, status, digest, shown, 0, took)
             if status == "copied":
                 result.bytes_copied, bytes_left = bytes_left, 0
             result.error = note
@@ -241,6 +240,12 @@ class Syncer:
 
         sizes = await asyncio.gather(*(missing(b.digest, b.size) for b in image.blobs))
         return sum(sizes)
+
+
+def _platforms_of(manifest: Manifest) -> tuple[str, ...]:
+    if not manifest.is_index:
+        return ()
+    return tuple(str(c.platform) for c in manifest.manifests if c.platform and not c.is_attestation)
 
 
 async def _once(cache: dict[K, asyncio.Future[T]], key: K, make: Callable[[], Awaitable[T]]) -> T:

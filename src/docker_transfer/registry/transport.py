@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -108,9 +109,8 @@ class TransportOptions:
         listed = self.is_insecure(hostport) or self.is_insecure(host)
         if previous is not None and previous.scheme == "https" and url.scheme == "http" and not listed:
             raise UnsafeRedirectError(_redact(url), "redirect from https to plain http")
-        try:
-            ip = ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
+        ip = _ip_literal(host)
+        if ip is None:
             return
         if (ip.is_link_local or ip.is_private or ip.is_loopback or ip.is_unspecified) and not listed:
             if previous is not None and previous.host == url.host:
@@ -137,6 +137,22 @@ class TransportOptions:
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             trust_env=False,
         )
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host literal names, including the legacy IPv4 forms resolvers accept.
+
+    ``2852039166``, ``0xa9fea9fe`` and ``169.254.43518`` all reach 169.254.169.254
+    through getaddrinfo, so they are addresses, not names.
+    """
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
 
 
 def _redact(url: httpx.URL) -> str:

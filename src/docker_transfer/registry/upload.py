@@ -135,6 +135,10 @@ async def _upload_status(client: RegistryClient, session: UploadSession) -> int:
     response = await client.send("GET", session.location)
     if response.status_code not in (200, 204):
         raise await error_from_response(response, f"upload status at {session.host}")
+    if response.headers.get("Location"):
+        # Registries may encode the session state in the URL; later requests must use the newest.
+        session.location = response.request.url.join(response.headers["Location"])
+        client.transport.check_url(session.location, previous=response.request.url)
     rng = response.headers.get("Range", "")
     return int(rng.split("-", 1)[1]) + 1 if "-" in rng else 0
 
