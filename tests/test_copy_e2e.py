@@ -299,3 +299,56 @@ def test_console_script_entry_point(registry_factory: RegistryFactory) -> None:
     assert single.digest in proc.stdout
     with RegistryPusher(reg.url) as pusher:
         assert pusher.get_manifest("one", "1").digest == single.digest
+
+
+def test_same_registry_copy_mounts_instead_of_uploading(
+    registry: LocalRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = push_image(registry.url, "team/app", "1", platforms=["linux/amd64", "linux/arm64/v8"])
+    mark = registry.mark()
+    code, out, err = run_cli(
+        capsys,
+        "copy",
+        f"{registry.host}/team/app:1",
+        f"{registry.host}/other/app:1",
+        "--json",
+        *insecure(registry),
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["blobs_uploaded"] == 0 and result["blobs_mounted"] == len(
+        {d for blobs in src.platform_blobs.values() for d in blobs}
+    )
+    mounts = [e for e in registry.requests(mark) if e.method == "POST" and "mount=" in (e.query or "")]
+    assert mounts and all(e.status == 201 for e in mounts)
+    assert registry.count("PUT", r"/blobs/uploads/", mark) == 0
+    assert fetch_manifest(registry, "other/app", "1")[2] == src.index_digest
+
+
+async def test_refused_mount_falls_back_to_upload(
+    two_registries: tuple[LocalRegistry, LocalRegistry],
+) -> None:
+    from docker_transfer.engine.blobs import BlobTracker
+    from docker_transfer.engine.copy import Copier
+    from docker_transfer.reference import parse_reference
+    from docker_transfer.registry.client import RegistryClient
+    from docker_transfer.registry.transport import TransportOptions
+
+    a, b = two_registries
+    src = push_single(a.url, "app", "1")
+    tracker = BlobTracker()
+    dest = parse_reference(f"{b.host}/mirror/app:1")
+    for digest in [src.config_digest, *src.layer_digests]:
+        # claim a repository holds the blobs when it does not: Distribution answers the mount with 202
+        tracker.remember(dest.api_host, "nowhere/else", digest)
+    transport = TransportOptions.create([a.host, b.host], use_env=False)
+    mark = b.mark()
+    async with RegistryClient(transport, credentials=lambda host: None) as client:
+        result = await Copier(client, tracker).copy(parse_reference(f"{a.host}/app:1"), dest, ["1"])
+    assert result.blobs_uploaded == 1 + len(src.layer_digests) and result.blobs_mounted == 0
+    mounts = [e for e in b.requests(mark) if e.method == "POST" and "mount=" in (e.query or "")]
+    assert mounts and all(e.status == 202 for e in mounts)
+    # the upload reused the session the refused mount opened: no extra POST without mount
+    plain_posts = [e for e in b.requests(mark) if e.method == "POST" and "mount=" not in (e.query or "")]
+    assert plain_posts == []
+    assert fetch_manifest(b, "mirror/app", "1")[2] == src.digest

@@ -400,3 +400,37 @@ def test_missing_namespace_is_usage_error(
     _, err = capsys.readouterr()
     assert code == 2 and "TARGET_NAMESPACE" in err
     assert main(["validate", "--config", str(config)]) == 0
+
+
+@pytest.mark.parametrize("prefix", ["TARGET", "ALIYUN"])
+def test_target_credentials_from_environment(
+    prefix: str,
+    registry_factory: RegistryFactory,
+    hub: LocalRegistry,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    docker_config: Any,
+) -> None:
+    secret = f"{prefix.lower()}-Pa55-never-shown"
+    acr = registry_factory(htpasswd={"pusher": secret})
+    push_image(hub.url, "app", "1")
+    for var in ("TARGET_USERNAME", "TARGET_PASSWORD", "ALIYUN_USERNAME", "ALIYUN_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv(f"{prefix}_USERNAME", "pusher")
+    monkeypatch.setenv(f"{prefix}_PASSWORD", secret)
+    config = write_config(
+        tmp_path / "images.json",
+        [
+            {"source": f"{hub.host}/app:1", "target": "app", "tags": ["1"], "architectures": ["amd64"]},
+        ],
+    )
+    report_path = tmp_path / "report.json"
+    code, out, err = sync(capsys, config, acr, "-vv", "--report", str(report_path), sources=(hub,))
+    assert code == 0, err
+    assert secret not in out + err + report_path.read_text()
+    monkeypatch.setenv(f"{prefix}_PASSWORD", secret + "-wrong")
+    code, out, err = sync(capsys, config, acr, "--report", str(report_path), sources=(hub,))
+    assert code == 1
+    assert "authentication failed" in out + err
+    assert secret not in out + err + report_path.read_text()

@@ -172,7 +172,9 @@ class RegistryAuth(httpx.Auth):
         basic = next((c for c in challenges if c.scheme == "basic"), None)
         credential = self._credential(host)
         if bearer is not None and "realm" in bearer.params:
-            self._bearer[host] = bearer
+            # Remembered for up-front fetches of other scopes: without this request's scope.
+            params = {k: v for k, v in bearer.params.items() if k != "scope"}
+            self._bearer[host] = Challenge(bearer.scheme, params)
             request.headers["Authorization"] = await self._token(request.url, bearer, scopes, header)
             yield request
         elif basic is not None and credential is not None and credential.password:
