@@ -12,7 +12,12 @@ import pytest
 from devtools.images import PushedImage, RegistryPusher, push_image, push_single
 from devtools.registry import LocalRegistry, RegistryFactory
 from docker_transfer.cli import main
+from docker_transfer.engine.blobs import BlobTracker
+from docker_transfer.engine.copy import Copier
 from docker_transfer.manifest import DOCKER_MANIFEST_LIST, OCI_INDEX, SOURCE_DIGEST_ANNOTATION
+from docker_transfer.reference import parse_reference
+from docker_transfer.registry.client import RegistryClient
+from docker_transfer.registry.transport import TransportOptions
 
 LIST_ACCEPT = ", ".join(
     [
@@ -328,12 +333,6 @@ def test_same_registry_copy_mounts_instead_of_uploading(
 async def test_refused_mount_falls_back_to_upload(
     two_registries: tuple[LocalRegistry, LocalRegistry],
 ) -> None:
-    from docker_transfer.engine.blobs import BlobTracker
-    from docker_transfer.engine.copy import Copier
-    from docker_transfer.reference import parse_reference
-    from docker_transfer.registry.client import RegistryClient
-    from docker_transfer.registry.transport import TransportOptions
-
     a, b = two_registries
     src = push_single(a.url, "app", "1")
     tracker = BlobTracker()

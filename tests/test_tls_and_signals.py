@@ -141,7 +141,7 @@ def test_interrupted_sync_writes_report_and_exits_130(
             break
     time.sleep(0.3)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, "".join(lines) + err
     assert "Traceback" not in err
     doc = json.loads(report.read_text())
