@@ -1177,7 +1177,8 @@ class MountRegistry:
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(snapshot(request))
-        return httpx.Response(self.status, headers=self.headers, content=self.body)
+        body = Once(self.body.encode()) if isinstance(self.body, str) else self.body
+        return httpx.Response(self.status, headers=self.headers, content=body)
 
 
 async def test_mount_201_means_mounted() -> None:

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
+import httpx
+
+from docker_transfer.errors import RegistryError, TransportError
 from docker_transfer.manifest import Descriptor
 from docker_transfer.reference import Reference
 from docker_transfer.registry.blobs import blob_exists, open_blob
 from docker_transfer.registry.client import RegistryClient
+from docker_transfer.registry.httperrors import transport_error
 from docker_transfer.registry.upload import (
     UploadSession,
     mount_blob,
@@ -26,6 +31,8 @@ from docker_transfer.registry.upload import (
 )
 
 READ_CHUNK = 1024 * 1024
+MAX_RESUMES = 5
+log = logging.getLogger(__name__)
 ProgressHook = Callable[[int], None]
 
 
@@ -63,11 +70,54 @@ class BlobTracker:
         self.holders(host, digest).add(repository)
 
 
-async def _source_chunks(client: RegistryClient, source: Reference, digest: str) -> AsyncIterator[bytes]:
-    async with open_blob(client, source.api_host, source.repository, digest) as response:
-        async for chunk in response.aiter_raw(READ_CHUNK):
-            client.stats.bytes_read += len(chunk)
-            yield chunk
+async def _source_chunks(
+    client: RegistryClient, source: Reference, digest: str, size: int
+) -> AsyncIterator[bytes]:
+    """The blob's bytes from the source, resuming with ``Range`` when the connection drops.
+
+    A reset, a stall past the read timeout or an early EOF mid-body reopens the
+    download at the byte reached, so a 99%-done transfer does not start over. A
+    server that ignores ``Range`` answers 200; the bytes already passed on are
+    then skipped. The destination upload keeps streaming throughout.
+    """
+    received = 0
+    resumes = 0
+    while True:
+        try:
+            async with open_blob(
+                client, source.api_host, source.repository, digest, offset=received
+            ) as response:
+                skip = received if received and response.status_code == 200 else 0
+                if received and response.status_code == 206:
+                    _check_content_range(response.headers.get("Content-Range", ""), received, digest)
+                async for chunk in response.aiter_raw():
+                    client.stats.bytes_read += len(chunk)
+                    if skip:
+                        if len(chunk) <= skip:
+                            skip -= len(chunk)
+                            continue
+                        chunk = chunk[skip:]  # noqa: PLW2901 - the remainder is what we pass on
+                        skip = 0
+                    received += len(chunk)
+                    yield chunk
+            if received >= size:
+                return
+            raise TransportError(source.api_host, f"blob {digest} ended after {received} of {size} bytes")
+        except (httpx.TransportError, TransportError, RegistryError) as exc:
+            retryable = not isinstance(exc, RegistryError) or exc.retryable
+            if received >= size or resumes >= MAX_RESUMES or not retryable:
+                if isinstance(exc, httpx.TransportError):
+                    raise transport_error(exc, source.api_host) from None
+                raise
+            resumes += 1
+            log.info("resuming %s at byte %d of %d (%s)", digest, received, size, type(exc).__name__)
+            await asyncio.sleep(min(0.2 * resumes, 2.0))
+
+
+def _check_content_range(value: str, offset: int, digest: str) -> None:
+    start = value.removeprefix("bytes ").split("-", 1)[0]
+    if not start.isdigit() or int(start) != offset:
+        raise RegistryError(f"blob {digest}: asked for bytes from {offset}, got Content-Range {value!r}")
 
 
 class BlobCopier:
@@ -145,7 +195,7 @@ class BlobCopier:
             open_session = first.pop() if first else await start_upload(client, host, repo)
             try:
                 async with self.tracker.semaphore:
-                    chunks = _source_chunks(client, source, blob.digest)
+                    chunks = _source_chunks(client, source, blob.digest, blob.size)
                     if host in client.chunked_hosts:
                         await upload_chunked(client, open_session, blob.digest, blob.size, chunks, counted)
                     else:

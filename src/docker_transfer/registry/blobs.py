@@ -34,12 +34,17 @@ async def blob_exists(client: RegistryClient, host: str, repository: str, digest
 
 @asynccontextmanager
 async def open_blob(
-    client: RegistryClient, host: str, repository: str, digest: str
+    client: RegistryClient, host: str, repository: str, digest: str, *, offset: int = 0
 ) -> AsyncIterator[httpx.Response]:
-    """Open a blob for streaming; the response is closed when the block exits."""
+    """Open a blob for streaming; the response is closed when the block exits.
+
+    With ``offset`` the request asks for ``Range: bytes=offset-``; the caller
+    must check for 206 (a server may ignore the range and answer 200 in full).
+    """
     url = httpx.URL(await client.url(host, f"/v2/{repository}/blobs/{digest}"))
     origin = url
-    response = await client.send("GET", url, stream=True)
+    headers = {"Range": f"bytes={offset}-"} if offset else None
+    response = await client.send("GET", url, stream=True, headers=headers)
     hops = 0
     try:
         while response.status_code in _REDIRECTS:
@@ -52,8 +57,8 @@ async def open_blob(
             client.transport.check_url(target, previous=url)
             same_origin = (target.scheme, target.netloc) == (origin.scheme, origin.netloc)
             url = target
-            response = await client.send("GET", url, stream=True, authenticate=same_origin)
-        if response.status_code != 200:
+            response = await client.send("GET", url, stream=True, authenticate=same_origin, headers=headers)
+        if response.status_code not in (200, 206):
             raise await error_from_response(response, f"GET blob {digest} from {host}/{repository}")
         yield response
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import time
 
 import httpx
@@ -19,6 +20,7 @@ from docker_transfer.errors import (
 
 MAX_ERROR_BODY = 64 * 1024
 RETRY_AFTER_CAP = 300.0
+"""Longest wait a ``Retry-After`` can impose (``DT_RETRY_AFTER_CAP`` overrides)."""
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -52,19 +54,27 @@ async def read_bounded(response: httpx.Response, limit: int, *, strict: bool = F
     return b"".join(chunks)[:limit]
 
 
+def _cap() -> float:
+    raw = os.environ.get("DT_RETRY_AFTER_CAP", "")
+    try:
+        return float(raw) if raw else RETRY_AFTER_CAP
+    except ValueError:
+        return RETRY_AFTER_CAP
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), capped."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        return min(float(value), RETRY_AFTER_CAP)
+        return min(float(value), _cap())
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     current = time.time() if now is None else now
-    return max(0.0, min(when.timestamp() - current, RETRY_AFTER_CAP))
+    return max(0.0, min(when.timestamp() - current, _cap()))
 
 
 def _describe(body: bytes) -> tuple[str | None, str]:

@@ -8,16 +8,22 @@ digest mismatches retry; 400/401/403/404 never do.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 import stamina
+import stamina.instrumentation
 
 from docker_transfer.errors import DockerTransferError, RegistryError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# stamina's default hook logs a bare "stamina.retry_scheduled" warning; ours says what failed.
+stamina.instrumentation.set_on_retry_hooks([])
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,9 @@ class RetryPolicy:
         if not isinstance(exc, DockerTransferError) or not exc.retryable:
             return False
         if isinstance(exc, RegistryError) and exc.retry_after is not None:
+            log.info("retrying in %.1fs as the registry asked: %s", exc.retry_after, exc)
             return max(exc.retry_after, 0.01)
+        log.info("retrying: %s", exc)
         return True
 
     @classmethod

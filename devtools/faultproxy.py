@@ -1,0 +1,308 @@
+"""A scriptable fault-injecting HTTP proxy to put between docker-transfer and a real registry.
+
+Each test adds :class:`Fault` rules; a rule matches requests by method and path
+regex and affects the next ``times`` of them: answer a status (500, 429 with
+``Retry-After``…), reset the connection after N body bytes, close early
+(truncate), stall mid-body, flip a byte, strip ``Range`` so the upstream sends
+the whole body, add headers (rate limits), replace the body (huge or endless),
+or redirect. Everything else is forwarded unchanged, bodies streamed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import urlsplit
+
+from devtools.headerserver import _HOP_BY_HOP, _HasURL, _QuietHandler, _Server
+
+_CHUNK = 64 * 1024
+
+
+@dataclass
+class Fault:
+    """One scripted misbehaviour; ``times=-1`` means every matching request."""
+
+    method: str | None = None
+    path: str | None = None
+    times: int = 1
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    reset_after: int | None = None
+    reset_delay: float = 0.3
+    truncate_after: int | None = None
+    stall_after: int | None = None
+    stall_seconds: float = 0.0
+    flip_at: int | None = None
+    ignore_range: bool = False
+    add_headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    endless_body: bool = False
+    redirect_to: str | None = None
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        """True when this rule applies to the request (and still has uses left)."""
+        if self.times >= 0 and self.hits >= self.times:
+            return False
+        if self.method is not None and self.method != method:
+            return False
+        return self.path is None or re.search(self.path, path) is not None
+
+
+@dataclass
+class ProxyRecord:
+    """What the proxy saw and did for one request."""
+
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+    status: int = 0
+    body_bytes: int = 0
+    fault: str = ""
+    started: float = 0.0
+
+    def header(self, name: str) -> str | None:
+        """Case-insensitive request header lookup."""
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+
+class FaultProxy(_Server):
+    """Reverse proxy to a plain-http upstream with per-test faults."""
+
+    def __init__(self, upstream: _HasURL | str) -> None:
+        self.upstream = (upstream if isinstance(upstream, str) else upstream.url).rstrip("/")
+        split = urlsplit(self.upstream)
+        if split.scheme != "http" or split.hostname is None:
+            raise ValueError("FaultProxy supports plain-http upstreams only")
+        self._up = (split.hostname, split.port or 80)
+        self.faults: list[Fault] = []
+        self.records: list[ProxyRecord] = []
+        self._lock = threading.Lock()
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://{self.host}"
+
+    def add(self, fault: Fault) -> Fault:
+        """Install a rule (checked in order; the first that matches applies)."""
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        """Remove every rule."""
+        with self._lock:
+            self.faults.clear()
+
+    def _take(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    fault.hits += 1
+                    return fault
+        return None
+
+    def bytes_served(self, path_regex: str) -> int:
+        """Response body bytes sent for requests whose path matches."""
+        pattern = re.compile(path_regex)
+        return sum(r.body_bytes for r in self.records if pattern.search(r.path))
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        owner = self
+
+        class Handler(_QuietHandler):
+            def _any(self) -> None:
+                path = self.path.split("?", 1)[0]
+                record = ProxyRecord(
+                    self.command, self.path, list(self.headers.items()), started=time.monotonic()
+                )
+                with owner._lock:
+                    owner.records.append(record)
+                fault = owner._take(self.command, path)
+                body = self._read_body()
+                if fault is not None and (fault.status is not None or fault.redirect_to is not None):
+                    self._answer(fault, record)
+                    return
+                try:
+                    self._forward(body, fault, record)
+                except (OSError, http.client.HTTPException):
+                    self.close_connection = True
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+            def _read_body(self) -> bytes:
+                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                    return b"".join(self._chunks())
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def _chunks(self) -> Iterator[bytes]:
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass
+                        return
+                    yield self.rfile.read(size)
+                    self.rfile.readline()
+
+            def _answer(self, fault: Fault, record: ProxyRecord) -> None:
+                if fault.redirect_to is not None:
+                    status, headers, body = 307, {"Location": fault.redirect_to}, b""
+                    record.fault = "redirect"
+                else:
+                    assert fault.status is not None
+                    status, headers = fault.status, dict(fault.headers)
+                    body = (
+                        fault.body
+                        if fault.body is not None
+                        else (b'{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}')
+                    )
+                    record.fault = f"status {status}"
+                record.status = status
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                if fault.endless_body:
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.close_connection = True
+                    deadline = time.monotonic() + 30
+                    while time.monotonic() < deadline:
+                        self.wfile.write(b"x" * _CHUNK)
+                        record.body_bytes += _CHUNK
+                    return
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+                    record.body_bytes = len(body)
+
+            def _forward(self, body: bytes, fault: Fault | None, record: ProxyRecord) -> None:
+                conn = http.client.HTTPConnection(*owner._up, timeout=60)
+                try:
+                    conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                    conn.putheader("Host", f"{owner._up[0]}:{owner._up[1]}")
+                    for key, value in self.headers.items():
+                        lkey = key.lower()
+                        if lkey in _HOP_BY_HOP or lkey == "content-length":
+                            continue
+                        if lkey == "range" and fault is not None and fault.ignore_range:
+                            record.fault = "range ignored"
+                            continue
+                        conn.putheader(key, value)
+                    if body or self.command in ("POST", "PUT", "PATCH"):
+                        conn.putheader("Content-Length", str(len(body)))
+                    conn.endheaders(body or None)
+                    self._relay(conn.getresponse(), fault, record)
+                finally:
+                    conn.close()
+
+            def _relay(
+                self, resp: http.client.HTTPResponse, fault: Fault | None, record: ProxyRecord
+            ) -> None:
+                record.status = resp.status
+                replacement = fault.body if fault is not None else None
+                self.send_response(resp.status, resp.reason)
+                length = resp.getheader("Content-Length")
+                if replacement is not None:
+                    length = str(len(replacement))
+                for key, value in resp.getheaders():
+                    lkey = key.lower()
+                    if lkey in _HOP_BY_HOP or lkey == "content-length":
+                        continue
+                    if lkey == "location" and value.startswith(owner.upstream):
+                        self.send_header(key, owner.url + value[len(owner.upstream) :])
+                    else:
+                        self.send_header(key, value)
+                for key, value in (fault.add_headers if fault else {}).items():
+                    self.send_header(key, value)
+                no_body = self.command == "HEAD" or resp.status in (204, 304)
+                if length is not None:
+                    self.send_header("Content-Length", length)
+                elif not no_body:
+                    self.close_connection = True
+                self.end_headers()
+                if no_body:
+                    return
+                source = _iter_bytes(replacement) if replacement is not None else _iter_resp(resp)
+                self._stream(source, fault, record)
+
+            def _stream(self, chunks: Iterator[bytes], fault: Fault | None, record: ProxyRecord) -> None:
+                sent = 0
+                for chunk in chunks:
+                    data = bytearray(chunk)
+                    if (
+                        fault is not None
+                        and fault.flip_at is not None
+                        and sent <= fault.flip_at < sent + len(data)
+                    ):
+                        data[fault.flip_at - sent] ^= 0x01
+                        record.fault = f"flipped byte {fault.flip_at}"
+                    for limit, kind in (
+                        ((fault.reset_after, "reset"), (fault.truncate_after, "truncate")) if fault else ()
+                    ):
+                        if limit is not None and sent + len(data) >= limit:
+                            self.wfile.write(bytes(data[: limit - sent]))
+                            record.body_bytes = limit
+                            record.fault = f"{kind} after {limit}"
+                            self.wfile.flush()
+                            if kind == "reset" and fault is not None:
+                                # Let the client drain what was sent: a RST discards unread bytes in the
+                                # receiver's kernel buffer, which would hide how much a resume re-reads.
+                                time.sleep(fault.reset_delay)
+                            self._hang_up(reset=kind == "reset")
+                            return
+                    if (
+                        fault is not None
+                        and fault.stall_after is not None
+                        and sent <= fault.stall_after < sent + len(data)
+                    ):
+                        cut = fault.stall_after - sent
+                        self.wfile.write(bytes(data[:cut]))
+                        self.wfile.flush()
+                        record.fault = f"stalled {fault.stall_seconds}s after {fault.stall_after}"
+                        time.sleep(fault.stall_seconds)
+                        data = data[cut:]
+                        sent += cut
+                        record.body_bytes = sent
+                    try:
+                        self.wfile.write(bytes(data))
+                    except OSError:
+                        self.close_connection = True
+                        return
+                    sent += len(data)
+                    record.body_bytes = sent
+
+            def _hang_up(self, *, reset: bool) -> None:
+                self.close_connection = True
+                if reset:
+                    # SO_LINGER 0 turns close() into a TCP RST: a "connection reset by peer".
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+
+        return Handler
+
+
+def _iter_resp(resp: http.client.HTTPResponse) -> Iterator[bytes]:
+    while chunk := resp.read(_CHUNK):
+        yield chunk
+
+
+def _iter_bytes(data: bytes) -> Iterator[bytes]:
+    for start in range(0, len(data), _CHUNK):
+        yield data[start : start + _CHUNK]
