@@ -112,6 +112,8 @@ class TokenServer:
         self.ttl = ttl
         self.policy = policy
         self.requests: list[TokenRequest] = []
+        self.tokens: list[str] = []
+        """Every token handed out, so tests can check none leaks into output."""
         self._lock = threading.Lock()
         self._own_workdir = workdir is None
         self._workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="tokensrv-"))
@@ -278,6 +280,7 @@ def _make_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
                 req.username = user
                 req.access = server.grant(user, scopes)
                 token = server.issue_token(user or "", req.access)
+                server.tokens.append(token)
                 issued = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 body = {"token": token, "access_token": token, "expires_in": server.ttl, "issued_at": issued}
                 self._reply(req, 200, body)

@@ -216,3 +216,34 @@ def test_huge_manifest_and_endless_error_body_fail_fast(
     assert time.monotonic() - started < 10
     endless = next(r for r in proxy.records if r.status == 400)
     assert endless.body_bytes < 64 * 1024 * 1024  # we stopped reading long before the proxy's 30 s budget
+
+
+def test_refused_one_shot_upload_switches_to_chunked(
+    registry_factory: RegistryFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, dst = registry_factory(), registry_factory()
+    image = push_single(src.url, "app", "1", layers=1, layer_size=LAYER)
+    with FaultProxy(dst) as proxy:
+        proxy.add(Fault(method="PUT", path="/blobs/uploads/", status=413, body=b"request entity too large"))
+        code = main(
+            [
+                "copy",
+                f"{src.host}/app:1",
+                f"{proxy.host}/app:1",
+                "--insecure-registry",
+                src.host,
+                "--insecure-registry",
+                proxy.host,
+            ]
+        )
+        assert code == 0, capsys.readouterr().err
+        patches = [r for r in proxy.records if r.method == "PATCH"]
+        assert patches and all(r.header("Content-Range") for r in patches)
+        commits = [
+            r for r in proxy.records if r.method == "PUT" and "/blobs/uploads/" in r.path and r.status == 201
+        ]
+        # the refused blob was committed by an empty PUT after its PATCHes (others may have raced ahead)
+        assert any(r.header("Content-Length") == "0" for r in commits)
+        refused = next(r for r in proxy.records if r.status == 413)
+        assert all(p.started > refused.started for p in patches)
+    assert dest_digest(dst) == image.digest

@@ -91,6 +91,8 @@ def is_unchanged(
     tag_digests: Mapping[str, str | None],
     destination: Manifest | None,
     arch_tag_digests: Mapping[str, tuple[Platform, str | None]] | None = None,
+    *,
+    partial_ok: bool = False,
 ) -> bool:
     """True when every destination tag already holds what a copy of ``source_digest`` would push.
 
@@ -99,7 +101,9 @@ def is_unchanged(
     never the source). A copy of every platform pushes the source bytes, so
     equal digests prove it; a filtered copy is recognised by the source digest
     recorded in its annotations. Either way the destination must hold exactly
-    the wanted platforms, since the user may have changed ``architectures``.
+    the wanted platforms, since the user may have changed ``architectures``;
+    with ``partial_ok`` (``allow_partial``) a subset of them is enough, since the
+    source digest pins what the source offered when the subset was published.
     """
     digests = set(tag_digests.values())
     if not tag_digests or None in digests or len(digests) != 1:
@@ -111,10 +115,15 @@ def is_unchanged(
         return False
     if destination.is_index and wanted is not None:
         present = [c.platform for c in destination.manifests if c.platform and not c.is_attestation]
-        if not platforms_match(wanted, present):
+        if partial_ok:
+            if not present or not all(any(w.matches(p) for w in wanted) for p in present):
+                return False
+        elif not platforms_match(wanted, present):
             return False
     for platform, digest in (arch_tag_digests or {}).values():
         expected = child_for(destination, platform) if destination.is_index else pushed
+        if expected is None and partial_ok:
+            continue  # that platform was not published, so neither was its tag
         if digest is None or digest != expected:
             return False
     return True

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import click
 
-from docker_transfer.errors import EXIT_INTERRUPTED, EXIT_USAGE, DockerTransferError, UsageError
+from docker_transfer.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, DockerTransferError, UsageError
 from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.credentials import Credential, CredentialStore
 from docker_transfer.registry.transport import TransportOptions
@@ -58,9 +59,15 @@ def build_transport(insecure: Sequence[str], ca_cert: str | None, read_timeout: 
 def build_client(
     transport: TransportOptions, explicit: dict[str, Credential] | None = None
 ) -> tuple[RegistryClient, CredentialStore]:
-    """A registry client with Docker-config credentials (plus explicit ones)."""
+    """A registry client with Docker-config credentials (plus explicit ones).
+
+    Its passwords and the bearer tokens it obtains are registered for redaction.
+    """
     store = CredentialStore(explicit)
-    return RegistryClient(transport, store), store
+    client = RegistryClient(transport, store)
+    register_secrets(store.secrets)
+    register_secrets(client.auth.secrets)
+    return client, store
 
 
 class SecretFilter(logging.Filter):
@@ -77,10 +84,28 @@ class SecretFilter(logging.Filter):
         return True
 
 
+_SECRET_PATTERNS = (
+    # Authorization header values, wherever a library might print them
+    (re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
+    # userinfo in URLs: scheme://user:password@host
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1***:***@"),
+    # credentials and signatures in query strings (token realms, pre-signed storage URLs)
+    (
+        re.compile(
+            r"(?i)([?&](?:access_token|refresh_token|token|password|secret|signature|sig|"
+            r"x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature)=)[^&\s\"']+"
+        ),
+        r"\1***",
+    ),
+)
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret (of 4+ characters) replaced by ``***``."""
+    """``text`` with every known secret (4+ characters), auth header, URL password and token query masked."""
     for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
         text = text.replace(secret, "***")
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
     return text
 
 
@@ -97,7 +122,7 @@ def setup_logging(verbose: int, secrets: Callable[[], Iterable[str]]) -> None:
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-    handler.addFilter(SecretFilter(secrets))
+    handler.addFilter(SecretFilter(lambda: [*secrets(), *_all_secrets()]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -140,6 +165,12 @@ def run_guarded(command: click.Command, args: list[str]) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: one line, and the traceback only on request
+        if os.environ.get("DT_DEBUG"):
+            raise
+        message = redact(f"{type(exc).__name__}: {exc}", _all_secrets())
+        click.echo(f"internal error: {message} (a bug; set DT_DEBUG=1 for the traceback)", err=True)
+        return EXIT_FAILED
     return int(result) if isinstance(result, int) else 0
 
 

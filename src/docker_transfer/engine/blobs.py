@@ -32,6 +32,7 @@ from docker_transfer.registry.upload import (
 
 READ_CHUNK = 1024 * 1024
 MAX_RESUMES = 5
+MONOLITHIC_REFUSED = frozenset({405, 411, 413, 501})
 log = logging.getLogger(__name__)
 ProgressHook = Callable[[int], None]
 
@@ -64,6 +65,10 @@ class BlobTracker:
     def holders(self, host: str, digest: str) -> set[str]:
         """Destination repositories on ``host`` known to hold ``digest``."""
         return self._holders.setdefault((host, digest), set())
+
+    def pending(self) -> list[asyncio.Task[BlobOutcome]]:
+        """Blob copies still running."""
+        return [t for t in self._tasks.values() if not t.done()]
 
     def remember(self, host: str, repository: str, digest: str) -> None:
         """Record that ``host/repository`` now holds ``digest``."""
@@ -196,10 +201,21 @@ class BlobCopier:
             try:
                 async with self.tracker.semaphore:
                     chunks = _source_chunks(client, source, blob.digest, blob.size)
-                    if host in client.chunked_hosts:
+                    # A registry that states a minimum chunk size, or refused a one-shot PUT, gets PATCHes.
+                    if host in client.chunked_hosts or open_session.min_chunk > 0:
                         await upload_chunked(client, open_session, blob.digest, blob.size, chunks, counted)
                     else:
                         await upload_monolithic(client, open_session, blob.digest, blob.size, chunks, counted)
+            except RegistryError as exc:
+                if progress and sent:
+                    progress(-sent)
+                if exc.status in MONOLITHIC_REFUSED and host not in client.chunked_hosts:
+                    log.info(
+                        "%s refused a one-shot upload (%s); switching to chunked uploads", host, exc.status
+                    )
+                    client.chunked_hosts.add(host)
+                    exc.retryable = True
+                raise
             except BaseException:
                 if progress and sent:
                     progress(-sent)

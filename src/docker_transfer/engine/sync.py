@@ -87,11 +87,22 @@ class Syncer:
         except asyncio.CancelledError:
             await _cancel(tasks)
             self._collect(tasks, report, "interrupted before this image finished")
+            await self.shutdown()
             raise
         await _cancel(pending)
         limit = self.options.run_timeout or 0
         self._collect(tasks, report, f"the run's --timeout of {limit:g}s expired before this image finished")
+        await self.shutdown()
         return report
+
+    async def shutdown(self) -> None:
+        """Cancel shared work nobody waits for any more (blob copies of timed-out images)."""
+        leftovers: list[asyncio.Future[Any]] = [
+            *self.copier.tracker.pending(),
+            *self._heads.values(),
+            *self._resolved.values(),
+        ]
+        await _cancel(leftovers)
 
     def _collect(self, tasks: Mapping[asyncio.Task[list[TagResult]], Job], report: Report, why: str) -> None:
         for task, job in tasks.items():
@@ -129,7 +140,11 @@ class Syncer:
             found = await self.client.retry.call(lambda: head_manifest(self.client, source))
             if found is None:
                 raise NotFoundError(f"{source}: not found in the source registry", status=404)
-            return found.digest
+            if found.digest:
+                return found.digest
+            # A registry that omits Docker-Content-Digest on HEAD: one GET tells the digest.
+            manifest = await self.client.retry.call(lambda: get_manifest(self.client, source))
+            return manifest.digest
 
         return await _once(self._heads, str(source), head)
 
@@ -141,7 +156,7 @@ class Syncer:
 
         async def head(tag: str) -> str | None:
             found = await client.retry.call(lambda: head_manifest(client, dest.with_tag(tag)))
-            return found.digest if found else None
+            return (found.digest or None) if found else None
 
         digests = await asyncio.gather(*(head(t) for t in job.all_tags))
         by_tag = dict(zip(job.all_tags, digests, strict=True))
@@ -153,7 +168,9 @@ class Syncer:
             assert pushed is not None
             manifest = await client.retry.call(lambda: get_manifest(client, dest, digest=pushed))
         arch = {tag: (platform, by_tag[tag]) for tag, platform in job.arch_tags}
-        unchanged = is_unchanged(source_digest, job.platforms, index_tags, manifest, arch)
+        unchanged = is_unchanged(
+            source_digest, job.platforms, index_tags, manifest, arch, partial_ok=job.entry.allow_partial
+        )
         return unchanged, by_tag, manifest
 
     async def _resolve(self, job: Job, source_digest: str) -> ResolvedImage:
@@ -219,7 +236,9 @@ class Syncer:
             else:
                 platform = dict(job.arch_tags)[tag]
                 child = image.child_for(platform)
-                digest = child.digest if child else None
+                if child is None:
+                    continue  # allow_partial left this platform out: its tag was not written
+                digest = child.digest
             status: Status = "unchanged" if before.get(tag) == digest and digest is not None else "copied"
             shown = copied.platforms if tag in job.tags else (str(dict(job.arch_tags)[tag]),)
             result = _result(job, tag, status, digest, shown, 0, took)

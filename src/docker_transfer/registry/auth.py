@@ -117,6 +117,10 @@ class RegistryAuth(httpx.Auth):
         self._locks: dict[tuple[str, tuple[str, ...]], asyncio.Lock] = {}
         self.token_requests = 0
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every bearer token obtained so far, so output filters can mask them."""
+        return tuple(token.value for token in self._tokens.values())
+
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         raise RuntimeError("docker-transfer's registry auth is async only")
 

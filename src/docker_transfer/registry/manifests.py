@@ -48,8 +48,7 @@ async def head_manifest(client: RegistryClient, ref: Reference) -> ManifestHead 
         digest = ref.digest
     media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip()
     size = int(response.headers.get("Content-Length", "0") or 0)
-    if not digest:
-        return None
+    # An empty digest means the registry did not say; callers then GET to learn it.
     return ManifestHead(digest=digest, media_type=media_type, size=size)
 
 

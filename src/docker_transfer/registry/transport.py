@@ -135,7 +135,8 @@ class TransportOptions:
             mounts=mounts,
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-            trust_env=False,
+            # HTTP(S)_PROXY / NO_PROXY are honoured; TLS trust comes from ssl_context() alone.
+            trust_env=True,
         )
 
 
