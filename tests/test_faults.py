@@ -6,6 +6,7 @@ import email.utils
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -247,3 +248,44 @@ def test_refused_one_shot_upload_switches_to_chunked(
         refused = next(r for r in proxy.records if r.status == 413)
         assert all(p.started > refused.started for p in patches)
     assert dest_digest(dst) == image.digest
+
+
+def test_ratelimit_headers_reported_and_min_ratelimit_guards_the_quota(
+    registry_factory: RegistryFactory, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    src, dst = registry_factory(), registry_factory()
+    push_single(src.url, "steady", "1")
+    push_single(src.url, "moving", "1")
+    config = tmp_path / "images.json"
+    with FaultProxy(src) as hub:
+        config.write_text(json.dumps([
+            {"source": f"{hub.host}/{name}:1", "target": name, "tags": ["1"], "architectures": ["amd64"]}
+            for name in ("steady", "moving")
+        ]))
+        args = ["sync", "--config", str(config), "--target-registry", dst.host, "--target-namespace", "m",
+                "--insecure-registry", hub.host, "--insecure-registry", dst.host]
+        quota = {"ratelimit-limit": "100;w=21600", "ratelimit-remaining": "3;w=21600",
+                 "docker-ratelimit-source": "203.0.113.7"}
+        hub.add(Fault(path="/manifests/", add_headers=quota, times=-1))
+        report = tmp_path / "report.json"
+        assert main([*args, "--report", str(report)]) == 0, capsys.readouterr().err
+        limits = json.loads(report.read_text())["ratelimit"]
+        assert {"host": hub.host, "limit": 100, "remaining": 3, "window_s": 21600} in limits
+        assert "3 of 100" in capsys.readouterr().out
+
+        newer = push_single(src.url, "moving", "1")
+        gets_before = sum(1 for r in hub.records if r.method == "GET" and "/manifests/" in r.path)
+        code = main([*args, "--report", str(report), "--min-ratelimit", "5"])
+        out, err = capsys.readouterr()
+        assert code == 1
+        results = {r["target"].rsplit("/", 1)[1]: r for r in json.loads(report.read_text())["results"]}
+        assert results["steady"]["status"] == "unchanged"  # HEADs do not spend the quota
+        assert results["moving"]["status"] == "failed" and "--min-ratelimit 5" in results["moving"]["error"]
+        gets_after = sum(1 for r in hub.records if r.method == "GET" and "/manifests/" in r.path)
+        assert gets_after == gets_before  # no manifest GET was spent
+        assert dest_digest_of(dst, "m/moving") != newer.digest
+
+
+def dest_digest_of(dst: LocalRegistry, repo: str, tag: str = "1") -> str | None:
+    resp = httpx.head(f"{dst.url}/v2/{repo}/manifests/{tag}", headers={"Accept": ", ".join(ACCEPT_MANIFESTS)})
+    return resp.headers.get("Docker-Content-Digest") if resp.status_code == 200 else None

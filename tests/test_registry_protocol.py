@@ -118,7 +118,7 @@ def make_client(
     creds = credentials or {}
     return RegistryClient(
         TransportOptions.create(insecure, use_env=False),
-        credentials=lambda host: creds.get(host),
+        credentials=creds.get,
         retry=retry,
         http=httpx.AsyncClient(transport=StreamingMockTransport(handler)),
     )
@@ -555,6 +555,23 @@ async def test_basic_401_without_credentials_is_not_replayed() -> None:
 
 
 @pytest.mark.parametrize(
+    "challenge", ['Bearer error="invalid_token"', "Negotiate", 'Digest realm="r", nonce="n"', ""]
+)
+async def test_password_is_not_sent_without_a_usable_challenge(challenge: str) -> None:
+    requests: list[httpx.Request] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(snapshot(request))
+        return reply(401, errors_body("UNAUTHORIZED", "no"), {"WWW-Authenticate": challenge})
+
+    async with make_client(handler, credentials={REG: Credential("alice", "pw")}) as client:
+        with pytest.raises(AuthenticationError):
+            await FAST.call(lambda: get_manifest(client, REF))
+    assert len(requests) == 1
+    assert "Authorization" not in requests[0].headers
+
+
+@pytest.mark.parametrize(
     ("status", "error", "code"),
     [
         (403, AuthorizationError, "DENIED"),
@@ -663,11 +680,15 @@ async def test_rate_limit_is_a_retryable_error_carrying_retry_after() -> None:
         ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # in the past
     ],
 )
-def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+def test_parse_retry_after(
+    value: str | None, expected: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DT_RETRY_AFTER_CAP", raising=False)
     assert parse_retry_after(value) == expected
 
 
-def test_parse_retry_after_http_date_relative_to_now() -> None:
+def test_parse_retry_after_http_date_relative_to_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DT_RETRY_AFTER_CAP", raising=False)
     now = 1_700_000_000.0
     assert parse_retry_after(email.utils.formatdate(now + 30, usegmt=True), now=now) == 30.0
     assert parse_retry_after(email.utils.formatdate(now + 86400, usegmt=True), now=now) == RETRY_AFTER_CAP
@@ -842,6 +863,22 @@ async def test_cross_host_redirect_drops_authorization() -> None:
     (storage,) = storage_hits
     assert "Authorization" not in storage.headers
     assert storage.url.params["X-Signature"] == "abc"
+
+
+async def test_cross_host_hop_never_answers_a_challenge() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == STORAGE and "Authorization" not in request.headers:
+            return reply(
+                401, errors_body("UNAUTHORIZED", "sign in"), {"WWW-Authenticate": 'Basic realm="s3"'}
+            )
+        return await fake(request)
+
+    fake = BlobRegistry({BLOB_URL: f"https://{STORAGE}/bucket/blob"})
+    both = {**CREDS, STORAGE: Credential("storage-user", "storage-pw")}
+    async with make_client(handler, credentials=both) as client:
+        with pytest.raises(AuthenticationError):
+            await read_whole_blob(client)
+    assert [r.url.host for r in fake.requests] == [REG, REG]
 
 
 async def test_same_host_redirect_keeps_authorization() -> None:
@@ -1282,6 +1319,16 @@ async def test_endless_body_on_non_streamed_request_is_cut(status: int) -> None:
     assert body.produced <= MAX_ERROR_BODY + body.chunk
 
 
+async def test_non_streamed_send_returns_a_read_and_closed_response() -> None:
+    fake = MountRegistry(202, {"Location": "/v2/team/app/blobs/uploads/u1", "Content-Length": "2"}, "ok")
+    async with make_client(fake) as client:
+        response = await client.send("POST", f"https://{REG}/v2/team/app/blobs/uploads/")
+    assert response.is_closed
+    assert response.content == b"ok"
+    assert response.headers["Location"] == "/v2/team/app/blobs/uploads/u1"
+    assert response.request.url.host == REG
+
+
 # --- 11. transport options ------------------------------------------------------------------------
 
 
@@ -1402,5 +1449,5 @@ def test_normalise_host_rejects_non_hosts(raw: str) -> None:
 
 
 def test_reference_used_here_is_what_the_fakes_expect() -> None:
-    assert REF == Reference(REG, "team/app", "1")
+    assert Reference(REG, "team/app", "1") == REF
     assert REF.api_host == REG

@@ -78,6 +78,8 @@ class Report:
     started: datetime
     finished: datetime | None = None
     results: list[TagResult] = field(default_factory=list)
+    ratelimit: list[dict[str, Any]] = field(default_factory=list)
+    """Registry pull quotas seen during the run (``host``, ``limit``, ``remaining``, ``window_s``)."""
 
     def add(self, result: TagResult) -> None:
         """Append ``result``."""
@@ -108,6 +110,7 @@ class Report:
             "finished": None if self.finished is None else _iso(self.finished),
             "results": [r.to_dict() for r in self.results],
             "summary": self.summary(),
+            **({"ratelimit": list(self.ratelimit)} if self.ratelimit else {}),
         }
 
     def to_json(self) -> str:
@@ -143,7 +146,13 @@ class Report:
                     results.append(result)
         if problems or started is None:
             raise UsageError("invalid report:\n" + "\n".join(f"  - {p}" for p in problems))
-        return cls(started=started, finished=finished, results=results)
+        raw_limits = data.get("ratelimit")
+        if isinstance(raw_limits, Mapping):
+            raw_limits = [raw_limits]
+        limits: list[dict[str, Any]] = []
+        if isinstance(raw_limits, list):
+            limits = [dict(x) for x in raw_limits if isinstance(x, Mapping)]
+        return cls(started=started, finished=finished, results=results, ratelimit=limits)
 
     @classmethod
     def from_json(cls, text: str) -> Report:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from docker_transfer.engine.blobs import BlobTracker
 from docker_transfer.engine.copy import Copier, CopyResult, ResolvedImage
-from docker_transfer.errors import DockerTransferError, ImageTimeoutError, NotFoundError
+from docker_transfer.errors import DockerTransferError, ImageTimeoutError, NotFoundError, RateLimitedError
 from docker_transfer.manifest import Manifest
 from docker_transfer.plan import Job, is_unchanged
 from docker_transfer.registry.blobs import blob_exists
@@ -40,6 +40,8 @@ class SyncOptions:
     image_timeout: float | None = 3600.0
     run_timeout: float | None = None
     dry_run: bool = False
+    min_ratelimit: int | None = None
+    """Stop fetching from a registry whose stated pull quota falls below this (HEADs go on)."""
 
 
 class SyncEvents:
@@ -88,11 +90,13 @@ class Syncer:
             await _cancel(tasks)
             self._collect(tasks, report, "interrupted before this image finished")
             await self.shutdown()
+            report.ratelimit = [q.to_dict() for q in self.client.stats.ratelimits.values()]
             raise
         await _cancel(pending)
         limit = self.options.run_timeout or 0
         self._collect(tasks, report, f"the run's --timeout of {limit:g}s expired before this image finished")
         await self.shutdown()
+        report.ratelimit = [q.to_dict() for q in self.client.stats.ratelimits.values()]
         return report
 
     async def shutdown(self) -> None:
@@ -173,7 +177,21 @@ class Syncer:
         )
         return unchanged, by_tag, manifest
 
+    def _check_quota(self, job: Job) -> None:
+        floor = self.options.min_ratelimit
+        host = job.entry.source.api_host
+        quota = self.client.stats.ratelimits.get(host)
+        if floor is None or quota is None or quota.remaining is None or quota.remaining >= floor:
+            return
+        raise RateLimitedError(
+            f"{host}: pull quota down to {quota.remaining} of {quota.limit} (below --min-ratelimit {floor}); "
+            f"not fetching {job.entry.source} so the rest of the quota stays for other users of it",
+            host=host,
+            code="QUOTA_GUARD",
+        )
+
     async def _resolve(self, job: Job, source_digest: str) -> ResolvedImage:
+        self._check_quota(job)
         pinned = job.entry.source.with_digest(source_digest)
         platforms = job.platforms
         key = (str(pinned), tuple(str(p) for p in platforms or ()), job.entry.allow_partial)

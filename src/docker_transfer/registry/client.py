@@ -19,18 +19,38 @@ import httpx
 from docker_transfer.errors import TLSError
 from docker_transfer.registry.auth import RegistryAuth
 from docker_transfer.registry.credentials import CredentialLookup, CredentialStore
-from docker_transfer.registry.httperrors import MAX_ERROR_BODY, read_bounded, transport_error
+from docker_transfer.registry.httperrors import MAX_ERROR_BODY, parse_ratelimit, read_bounded, transport_error
 from docker_transfer.registry.retry import RetryPolicy
 from docker_transfer.registry.transport import TransportOptions
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """A registry's pull quota as its last answer stated it (Docker Hub's ``ratelimit-*`` headers)."""
+
+    host: str
+    limit: int | None
+    remaining: int | None
+    window_s: int | None
+
+    def to_dict(self) -> dict[str, object]:
+        """The report's ``ratelimit`` entry."""
+        return {
+            "host": self.host,
+            "limit": self.limit,
+            "remaining": self.remaining,
+            "window_s": self.window_s,
+        }
+
+
 @dataclass
 class RequestStats:
-    """What was asked of which host: counts by (host, method, kind) and bytes moved."""
+    """What was asked of which host: counts by (host, method, kind), bytes moved, rate limits seen."""
 
     requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     bytes_read: int = 0
     bytes_written: int = 0
+    ratelimits: dict[str, RateLimit] = field(default_factory=dict)
 
     def count(self, host: str | None = None, method: str | None = None, kind: str | None = None) -> int:
         """Sum of requests matching the given filters (``None`` matches anything)."""
@@ -173,6 +193,9 @@ class RegistryClient:
             if reason is not None:
                 raise TLSError(host, reason) from None
             raise transport_error(exc, host) from None
+        quota = parse_ratelimit(response.headers)
+        if quota is not None:
+            self.stats.ratelimits[host] = RateLimit(host, *quota)
         return response if stream else await _buffered(response)
 
     async def _send_token_request(self, request: httpx.Request) -> httpx.Response:

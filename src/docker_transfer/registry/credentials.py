@@ -9,7 +9,6 @@ objects whose ``repr`` hides them.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
 import shutil
@@ -71,7 +70,7 @@ def _key_matches(key: str, host: str) -> bool:
 def _decode_auth(value: str, key: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(value, validate=False).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII input
         raise CredentialError(f"docker config: the 'auth' of {key!r} is not valid base64") from None
     user, sep, password = decoded.partition(":")
     if not sep:

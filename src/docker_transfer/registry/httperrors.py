@@ -77,6 +77,30 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, min(when.timestamp() - current, _cap()))
 
 
+def parse_ratelimit(headers: httpx.Headers) -> tuple[int | None, int | None, int | None] | None:
+    """Docker Hub's ``ratelimit-limit: 100;w=21600`` / ``ratelimit-remaining: 76;w=21600``.
+
+    Returns (limit, remaining, window seconds), or None when the headers are absent.
+    """
+    raw_limit, raw_remaining = headers.get("ratelimit-limit"), headers.get("ratelimit-remaining")
+    if raw_limit is None and raw_remaining is None:
+        return None
+
+    def split(value: str | None) -> tuple[int | None, int | None]:
+        if not value:
+            return None, None
+        count, _, rest = value.partition(";")
+        window = rest.strip().removeprefix("w=")
+        return (
+            int(count) if count.strip().isdigit() else None,
+            int(window) if window.isdigit() else None,
+        )
+
+    limit, window = split(raw_limit)
+    remaining, window2 = split(raw_remaining)
+    return limit, remaining, window or window2
+
+
 def _describe(body: bytes) -> tuple[str | None, str]:
     """The first ``errors[]`` entry's code and message, or a trimmed text body."""
     try:

@@ -211,7 +211,7 @@ async def upload_chunked(
         await flush(bytes(buffer))
     # Reaching here means VerifiedStream checked size and digest: only now commit.
     response = await client.send(
-        "PUT", _with_digest(session.location, digest), headers={}, content=b"x"
+        "PUT", _with_digest(session.location, digest), headers={"Content-Length": "0"}, content=b""
     )
     client.stats.bytes_written += stream.count
     if response.status_code not in (201, 204):
