@@ -72,7 +72,9 @@ def test_reset_mid_blob_resumes_with_range(
     rng = gets[1].header("Range") or ""
     assert rng.startswith("bytes=") and rng.endswith("-")
     assert 0 < int(rng[6:-1]) <= int(LAYER * fraction)
-    assert proxy.bytes_served(layer_path(image)) <= 1.6 * LAYER
+    served = proxy.bytes_served(layer_path(image))
+    assert served <= 1.6 * LAYER
+    print(f"\nFIGURE reset at {fraction:.0%}: resumed from byte {rng[6:-1]}, read {served / LAYER:.2f}x the blob")
     # the blob in the destination is the real one
     data = httpx.get(f"{dst.url}/v2/app/blobs/{image.layer_digests[0]}").content
     assert data == image.blobs[image.layer_digests[0]]
@@ -181,6 +183,7 @@ def test_429_waits_as_told(
     retried = next(r for r in proxy.records if r.started > refused.started and "/manifests/" in r.path)
     waited = retried.started - refused.started
     assert 1.0 <= waited <= 4.5, waited  # HTTP-dates have one-second resolution
+    print(f"\nFIGURE 429 Retry-After {style}: waited {waited:.2f}s")
     assert dest_digest(dst) == image.digest
 
 
