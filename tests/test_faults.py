@@ -74,7 +74,10 @@ def test_reset_mid_blob_resumes_with_range(
     assert 0 < int(rng[6:-1]) <= int(LAYER * fraction)
     served = proxy.bytes_served(layer_path(image))
     assert served <= 1.6 * LAYER
-    print(f"\nFIGURE reset at {fraction:.0%}: resumed from byte {rng[6:-1]}, read {served / LAYER:.2f}x the blob")
+    print(
+        f"\nFIGURE reset at {fraction:.0%}: resumed from byte {rng[6:-1]}, "
+        f"read {served / LAYER:.2f}x the blob"
+    )
     # the blob in the destination is the real one
     data = httpx.get(f"{dst.url}/v2/app/blobs/{image.layer_digests[0]}").content
     assert data == image.blobs[image.layer_digests[0]]
@@ -261,14 +264,37 @@ def test_ratelimit_headers_reported_and_min_ratelimit_guards_the_quota(
     push_single(src.url, "moving", "1")
     config = tmp_path / "images.json"
     with FaultProxy(src) as hub:
-        config.write_text(json.dumps([
-            {"source": f"{hub.host}/{name}:1", "target": name, "tags": ["1"], "architectures": ["amd64"]}
-            for name in ("steady", "moving")
-        ]))
-        args = ["sync", "--config", str(config), "--target-registry", dst.host, "--target-namespace", "m",
-                "--insecure-registry", hub.host, "--insecure-registry", dst.host]
-        quota = {"ratelimit-limit": "100;w=21600", "ratelimit-remaining": "3;w=21600",
-                 "docker-ratelimit-source": "203.0.113.7"}
+        config.write_text(
+            json.dumps(
+                [
+                    {
+                        "source": f"{hub.host}/{name}:1",
+                        "target": name,
+                        "tags": ["1"],
+                        "architectures": ["amd64"],
+                    }
+                    for name in ("steady", "moving")
+                ]
+            )
+        )
+        args = [
+            "sync",
+            "--config",
+            str(config),
+            "--target-registry",
+            dst.host,
+            "--target-namespace",
+            "m",
+            "--insecure-registry",
+            hub.host,
+            "--insecure-registry",
+            dst.host,
+        ]
+        quota = {
+            "ratelimit-limit": "100;w=21600",
+            "ratelimit-remaining": "3;w=21600",
+            "docker-ratelimit-source": "203.0.113.7",
+        }
         hub.add(Fault(path="/manifests/", add_headers=quota, times=-1))
         report = tmp_path / "report.json"
         assert main([*args, "--report", str(report)]) == 0, capsys.readouterr().err
@@ -279,8 +305,9 @@ def test_ratelimit_headers_reported_and_min_ratelimit_guards_the_quota(
         newer = push_single(src.url, "moving", "1")
         gets_before = sum(1 for r in hub.records if r.method == "GET" and "/manifests/" in r.path)
         code = main([*args, "--report", str(report), "--min-ratelimit", "5"])
-        out, err = capsys.readouterr()
+        out, _ = capsys.readouterr()
         assert code == 1
+        assert "rate limit: 3 of 100" in out
         results = {r["target"].rsplit("/", 1)[1]: r for r in json.loads(report.read_text())["results"]}
         assert results["steady"]["status"] == "unchanged"  # HEADs do not spend the quota
         assert results["moving"]["status"] == "failed" and "--min-ratelimit 5" in results["moving"]["error"]

@@ -10,6 +10,7 @@ from docker_transfer import __version__
 from docker_transfer.cli.common import run_guarded
 from docker_transfer.cli.copy import copy_command
 from docker_transfer.cli.inspect import inspect_command
+from docker_transfer.cli.report_cmd import report_group
 from docker_transfer.cli.sync import sync_command, validate_command
 
 
@@ -21,6 +22,7 @@ def cli() -> None:
 
 cli.add_command(copy_command)
 cli.add_command(inspect_command)
+cli.add_command(report_group)
 cli.add_command(sync_command)
 cli.add_command(validate_command)
 

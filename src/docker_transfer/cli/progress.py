@@ -1,9 +1,23 @@
-"""Progress display: a rich bar on a terminal, nothing otherwise."""
+"""What a run shows while it works: rich bars in a terminal, plain lines in logs, groups on GitHub.
+
+:func:`choose_display` picks one from the environment:
+
+- ``quiet`` (``-q``): nothing per image; the final table and errors still print.
+- ``github`` (``GITHUB_ACTIONS=true``): per image a collapsible ``::group::`` holding its tags.
+- ``rich`` (stderr is a terminal): overall bytes and one bar per image in flight; finished
+  images scroll above the bars. ``NO_COLOR`` (https://no-color.org) turns colour off, not the bars.
+- ``plain`` (anything else, e.g. a pipe or a CI log): one line per event on stderr.
+
+:class:`ByteProgress` is the single-image bar of ``docker-transfer copy``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
+from typing import Literal
 
+import click
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -14,6 +28,185 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
+
+from docker_transfer.engine.sync import SyncEvents
+from docker_transfer.plan import Job
+from docker_transfer.report import TagResult, human_duration, human_size
+from docker_transfer.summary import ENDGROUP, group_command, image_status, inert
+
+Display = Literal["quiet", "github", "rich", "plain"]
+Redactor = Callable[[str], str]
+
+STATUS_STYLES = {"copied": "green", "unchanged": "dim", "failed": "bold red", "planned": "cyan"}
+
+
+def choose_display(environ: Mapping[str, str], *, stderr_tty: bool, quiet: bool) -> Display:
+    """The display for this run: see the module docstring for the rules, in that order."""
+    if quiet:
+        return "quiet"
+    if environ.get("GITHUB_ACTIONS", "").strip().lower() == "true":
+        return "github"
+    if stderr_tty and environ.get("TERM", "") != "dumb":
+        return "rich"
+    return "plain"
+
+
+def no_color(environ: Mapping[str, str]) -> bool:
+    """True when ``NO_COLOR`` is set to a non-empty value (https://no-color.org)."""
+    return bool(environ.get("NO_COLOR", ""))
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def image_line(job: Job, results: Sequence[TagResult], position: str = "", *, errors: bool = True) -> str:
+    """``[3/10] copied    src -> dest:tag1,tag2 (12.3 MB): error`` for a finished image."""
+    status = image_status(results) if results else "failed"
+    moved = sum(r.bytes_copied for r in results)
+    tags = ",".join(r.tag for r in results)
+    prefix = f"[{position}] " if position else ""
+    line = f"{prefix}{status:<9} {job.entry.source} -> {job.destination.name}:{tags}"
+    if status in ("copied", "planned"):
+        line += f" ({human_size(moved)}{' to copy' if status == 'planned' else ''})"
+    messages = list(dict.fromkeys(r.error for r in results if r.error))
+    if errors and messages:
+        line += f": {'; '.join(messages)}"
+    return line
+
+
+def tag_line(result: TagResult) -> str:
+    """One tag's outcome, for the body of a GitHub log group."""
+    platforms = ",".join(result.platforms) or "-"
+    parts = [
+        f"{result.tag}: {result.status}",
+        result.digest or "-",
+        platforms,
+        human_size(result.bytes_copied),
+        human_duration(result.duration_s),
+    ]
+    line = "  " + "  ".join(parts)
+    if result.error:
+        line += f"\n    {result.error}"
+    return line
+
+
+class QuietEvents(SyncEvents):
+    """``-q``: nothing per image."""
+
+
+class PlainEvents(SyncEvents):
+    """One line on stderr when an image starts and one when it ends: readable in any log."""
+
+    def __init__(self, total: int, redact: Redactor = _same) -> None:
+        self.total = total
+        self.finished = 0
+        self._redact = redact
+
+    def job_started(self, job: Job) -> None:
+        """``start     src -> dest``."""
+        click.echo(self._redact(f"{'start':<9} {job.entry.source} -> {job.destination.name}"), err=True)
+
+    def job_finished(self, job: Job, results: Sequence[TagResult]) -> None:
+        """The image's status line, numbered ``[finished/total]``."""
+        self.finished += 1
+        click.echo(self._redact(image_line(job, results, f"{self.finished}/{self.total}")), err=True)
+
+
+class GitHubEvents(SyncEvents):
+    """Per finished image a ``::group::`` titled by its status line, holding one line per tag.
+
+    Images run concurrently, so a group is written whole when its image ends.
+    ``before_output`` runs first each time (the CLI masks newly read secrets there).
+    """
+
+    def __init__(
+        self, total: int, redact: Redactor = _same, before_output: Callable[[], None] | None = None
+    ) -> None:
+        self.total = total
+        self.finished = 0
+        self._redact = redact
+        self._before = before_output
+
+    def job_finished(self, job: Job, results: Sequence[TagResult]) -> None:
+        """Write the image's group."""
+        if self._before is not None:
+            self._before()
+        self.finished += 1
+        title = image_line(job, results, f"{self.finished}/{self.total}", errors=False)
+        body = "\n".join(tag_line(r) for r in results)
+        lines = [group_command(self._redact(title)), inert(self._redact(body)), ENDGROUP]
+        click.echo("\n".join(lines), err=True)
+
+
+class RichEvents(SyncEvents):
+    """Rich bars on stderr: overall bytes plus one bar per image in flight.
+
+    Use as a context manager around the run. Finished images print a
+    status line above the bars; the bars vanish at the end.
+    """
+
+    def __init__(self, total: int, console: Console, redact: Redactor = _same) -> None:
+        self.total = total
+        self.finished = 0
+        self.console = console
+        self._redact = redact
+        self._progress = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self._overall = self._progress.add_task(self._overall_label(), total=None)
+        self._sized = 0
+        self._tasks: dict[int, TaskID] = {}
+
+    def _overall_label(self) -> str:
+        return f"all images {self.finished}/{self.total}"
+
+    def job_started(self, job: Job) -> None:
+        """Add the image's bar (its size is unknown until :meth:`job_sized`)."""
+        label = job.destination.repository
+        self._tasks[id(job)] = self._progress.add_task(label, total=None)
+
+    def job_sized(self, job: Job, total: int) -> None:
+        """Set the image's size and grow the overall total."""
+        task = self._tasks.get(id(job))
+        if task is not None:
+            self._progress.update(task, total=total)
+        self._sized += total
+        self._progress.update(self._overall, total=self._sized)
+
+    def bytes_moved(self, job: Job, n: int) -> None:
+        """Advance the image's bar and the overall one."""
+        task = self._tasks.get(id(job))
+        if task is not None:
+            self._progress.advance(task, n)
+        self._progress.advance(self._overall, n)
+
+    def job_finished(self, job: Job, results: Sequence[TagResult]) -> None:
+        """Drop the image's bar and print its status line above the bars."""
+        task = self._tasks.pop(id(job), None)
+        if task is not None:
+            self._progress.remove_task(task)
+        self.finished += 1
+        self._progress.update(self._overall, description=self._overall_label())
+        line = self._redact(image_line(job, results, f"{self.finished}/{self.total}"))
+        status = image_status(results) if results else "failed"
+        self._progress.console.print(Text(line, style=STATUS_STYLES.get(status, "")), soft_wrap=True)
+
+    def __enter__(self) -> RichEvents:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._progress.stop()
 
 
 class ByteProgress:

@@ -1,0 +1,103 @@
+"""``docker-transfer report merge``: one report and one job summary from several shards' reports."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from docker_transfer.cli.sync import append_markdown, on_github_actions, write_report
+from docker_transfer.errors import EXIT_FAILED, EXIT_OK, UsageError
+from docker_transfer.report import Report, merge_reports, render_table
+from docker_transfer.summary import (
+    error_command,
+    inert,
+    ratelimits_from,
+    render_summary,
+    tightest_per_host,
+)
+
+MISSING_HINT = "no such file: did that shard crash or get cancelled before writing it?"
+
+
+@click.group("report")
+def report_group() -> None:
+    """Work with the JSON reports that ``sync --report`` writes."""
+
+
+@report_group.command("merge")
+@click.argument("paths", nargs=-1, required=True, metavar="REPORT.json...")
+@click.option("-o", "--output", metavar="PATH", help="Write the merged JSON report here.")
+@click.option(
+    "--summary",
+    "summary_path",
+    metavar="PATH",
+    help='Append the Markdown job summary to this file (e.g. "$GITHUB_STEP_SUMMARY").',
+)
+@click.option("--title", default="docker-transfer sync", show_default=True, help="The summary's headline.")
+def merge_command(paths: tuple[str, ...], output: str | None, summary_path: str | None, title: str) -> int:
+    """Merge the reports of several shards (e.g. a CI matrix) into one.
+
+    Prints the merged table; writes the merged JSON (--output) and appends a
+    Markdown summary (--summary). A report that does not exist (its shard
+    crashed before writing it) is listed as missing.
+
+    Exit codes: 0 nothing failed, 1 some image failed or a report is missing,
+    2 a report could not be read or is not a docker-transfer report.
+    """
+    reports, documents, missing = _read_reports(list(dict.fromkeys(paths)))
+    if reports:
+        merged = merge_reports(reports)
+    else:
+        now = datetime.now(UTC)
+        merged = Report(started=now, finished=now)
+    limits = tightest_per_host(limit for doc in documents for limit in ratelimits_from(doc))
+    merged.ratelimit = [limit.to_dict() for limit in limits]
+    write_report(merged, output, {"missing_reports": missing} if missing else None)
+    if summary_path:
+        append_markdown(summary_path, render_summary(merged, title=title, ratelimits=limits, missing=missing))
+    github = on_github_actions(os.environ)
+    table = render_table(merged)
+    click.echo(inert(table) if github else table)
+    for path in missing:
+        click.echo(f"error: missing report {path}: {MISSING_HINT}", err=True)
+        if github:
+            click.echo(error_command("missing report", f"{path}: {MISSING_HINT}"), err=True)
+    return EXIT_FAILED if merged.failed or missing else EXIT_OK
+
+
+def _read_reports(paths: list[str]) -> tuple[list[Report], list[dict[str, Any]], list[str]]:
+    """The readable reports with their JSON objects, and the paths that do not exist.
+
+    Any other problem (unreadable, not JSON, not a report) raises one
+    :class:`UsageError` listing every such file: nothing is written then.
+    """
+    reports: list[Report] = []
+    documents: list[dict[str, Any]] = []
+    missing: list[str] = []
+    problems: list[str] = []
+    for path in paths:
+        file = Path(path)
+        if not file.exists():
+            missing.append(path)
+            continue
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            problems.append(f"{path}: cannot read the file: {reason}")
+            continue
+        try:
+            report = Report.from_json(text)
+        except UsageError as exc:
+            problems.append(f"{path}: {exc}")
+            continue
+        reports.append(report)
+        documents.append(json.loads(text))
+    if problems:
+        raise UsageError("cannot merge the reports:\n" + "\n".join(f"  {p}" for p in problems))
+    return reports, documents, missing

@@ -1,0 +1,362 @@
+"""What a sync shows on GitHub Actions: the Markdown job summary and workflow-command lines.
+
+Pure: every function builds strings from a :class:`~docker_transfer.report.Report`
+(and, for the rate-limit line, the report's JSON object); writing them to
+``$GITHUB_STEP_SUMMARY`` or the log is the CLI's job.
+
+Workflow commands follow GitHub's escaping rules: in the message ``%``, CR and
+LF become ``%25``, ``%0D`` and ``%0A``; in properties (``title=…``) ``:`` and
+``,`` also become ``%3A`` and ``%2C``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from docker_transfer.report import Report, TagResult, human_duration, human_size
+
+STATUS_ICONS = {"failed": "❌", "copied": "✅", "planned": "📝", "unchanged": "⚪"}
+"""The icon shown before each status in the summary."""
+
+MAX_ERROR_CHARS = 1000
+"""Longer error messages are cut in the summary (the JSON report keeps them whole)."""
+
+ENDGROUP = "::endgroup::"
+"""Closes the log group opened by :func:`group_command`."""
+
+
+# --- workflow commands -------------------------------------------------------------------------
+
+
+def escape_data(text: str) -> str:
+    """Escape a workflow command's message: ``%`` → ``%25``, CR → ``%0D``, LF → ``%0A``."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """Escape a workflow command's property value: as :func:`escape_data`, plus ``:`` and ``,``."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def error_command(title: str, message: str) -> str:
+    """``::error title=<title>::<message>``: an error annotation on the run's page."""
+    return f"::error title={escape_property(title)}::{escape_data(message)}"
+
+
+def group_command(title: str) -> str:
+    """``::group::<title>``: starts a collapsible group in the log (end it with :data:`ENDGROUP`)."""
+    return f"::group::{escape_data(title)}"
+
+
+def inert(text: str) -> str:
+    """``text`` made safe to print in a GitHub log: no line of it can act as a workflow command.
+
+    The runner treats a line starting with ``::`` (after leading blanks) as a
+    command, so text from elsewhere (a registry's error body) could otherwise
+    open groups, add masks or forge annotations. Such lines get a ``> `` prefix;
+    the legacy ``##[`` marker is broken up as ``## [``. A lone CR ends a line
+    for the runner too, so it becomes a newline first.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = [line.replace("##[", "## [") for line in text.split("\n")]
+    return "\n".join("> " + line if line.lstrip().startswith("::") else line for line in lines)
+
+
+def mask_commands(secrets: Iterable[str]) -> list[str]:
+    """``::add-mask::<value>`` for each distinct non-blank secret, longest first.
+
+    A secret spanning several lines is masked whole and line by line, since the
+    log may show its lines apart.
+    """
+    values: set[str] = set()
+    for secret in secrets:
+        if not secret.strip():
+            continue
+        values.add(secret)
+        lines = secret.splitlines()
+        if len(lines) > 1:
+            values.update(line for line in lines if line.strip())
+    return [f"::add-mask::{escape_data(value)}" for value in sorted(values, key=lambda v: (-len(v), v))]
+
+
+# --- images and statuses -----------------------------------------------------------------------
+
+
+@dataclass
+class ImageResults:
+    """The results of one image: one source mirrored to one destination repository."""
+
+    source: str
+    target: str
+    results: list[TagResult] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """``failed`` if any tag failed, else ``copied``, ``planned`` or ``unchanged``, in that order."""
+        return image_status(self.results)
+
+    @property
+    def errors(self) -> list[str]:
+        """The distinct error messages of the failed tags, in report order."""
+        return list(dict.fromkeys(r.error or "unknown error" for r in self.results if r.status == "failed"))
+
+    @property
+    def failed_tags(self) -> list[str]:
+        """Tags whose status is ``failed``."""
+        return [r.tag for r in self.results if r.status == "failed"]
+
+
+def image_status(results: Sequence[TagResult]) -> str:
+    """The status of an image from its tags' statuses (see :attr:`ImageResults.status`)."""
+    statuses = {r.status for r in results}
+    for status in ("failed", "copied", "planned"):
+        if status in statuses:
+            return status
+    return "unchanged"
+
+
+def group_images(results: Iterable[TagResult]) -> list[ImageResults]:
+    """Results grouped by (source, target), in order of first appearance."""
+    images: dict[tuple[str, str], ImageResults] = {}
+    for result in results:
+        key = (result.source, result.target)
+        if key not in images:
+            images[key] = ImageResults(result.source, result.target)
+        images[key].results.append(result)
+    return list(images.values())
+
+
+def error_annotations(report: Report) -> list[str]:
+    """One ``::error`` command per failed image, titled by its destination repository."""
+    lines: list[str] = []
+    for image in group_images(report.results):
+        if image.status != "failed":
+            continue
+        tags = ", ".join(image.failed_tags)
+        message = f"{image.source} -> {image.target}:{tags}: {'; '.join(image.errors)}"
+        lines.append(error_command(image.target, message))
+    return lines
+
+
+# --- rate limits -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A registry's pull quota as last seen: ``remaining`` of ``limit`` per ``window_s`` at ``host``."""
+
+    host: str
+    limit: int | None = None
+    remaining: int | None = None
+    window_s: int | None = None
+
+    @classmethod
+    def from_mapping(cls, raw: Any) -> RateLimit | None:
+        """Read a report's ``{"host", "limit", "remaining", "window_s"}`` (``"source"`` may name the host).
+
+        None when it holds neither a limit nor a remaining count.
+        """
+        if not isinstance(raw, Mapping):
+            return None
+        host = raw.get("host", raw.get("source"))
+        limit, remaining = _count(raw.get("limit")), _count(raw.get("remaining"))
+        if limit is None and remaining is None:
+            return None
+        host_text = str(host) if host else "the source registry"
+        return cls(host=host_text, limit=limit, remaining=remaining, window_s=_count(raw.get("window_s")))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report's JSON object for this quota."""
+        return {
+            "host": self.host,
+            "limit": self.limit,
+            "remaining": self.remaining,
+            "window_s": self.window_s,
+        }
+
+    def render(self) -> str:
+        """``87 of 100 requests remaining per 6h at `host```-style text (Markdown)."""
+        return self.describe(_code(self.host))
+
+    def plain(self) -> str:
+        """The same as :meth:`render` without Markdown, for terminals and logs."""
+        return self.describe(self.host)
+
+    def describe(self, host: str) -> str:
+        """The figures followed by ``at <host>``, with ``host`` written as given."""
+        if self.remaining is not None and self.limit is not None:
+            figures = f"{self.remaining} of {self.limit} requests remaining"
+        elif self.remaining is not None:
+            figures = f"{self.remaining} requests remaining"
+        else:
+            figures = f"limit {self.limit} requests"
+        if self.window_s:
+            figures += f" per {_window(self.window_s)}"
+        return f"{figures} at {host}"
+
+
+def ratelimits_from(data: Mapping[str, Any]) -> list[RateLimit]:
+    """The rate limits a report's JSON object carries under ``ratelimit`` (an object or a list)."""
+    raw = data.get("ratelimit")
+    items = raw if isinstance(raw, list) else [raw]
+    return [limit for limit in (RateLimit.from_mapping(item) for item in items) if limit is not None]
+
+
+def tightest_per_host(limits: Iterable[RateLimit]) -> list[RateLimit]:
+    """One rate limit per host: the one with the fewest requests remaining (merging shards)."""
+    best: dict[str, RateLimit] = {}
+    for limit in limits:
+        held = best.get(limit.host)
+        if held is None or _remaining_key(limit) < _remaining_key(held):
+            best[limit.host] = limit
+    return list(best.values())
+
+
+def _window(seconds: int) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _remaining_key(limit: RateLimit) -> float:
+    return float("inf") if limit.remaining is None else float(limit.remaining)
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and value >= 0:
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+# --- the Markdown summary ----------------------------------------------------------------------
+
+
+def render_summary(
+    report: Report,
+    *,
+    title: str = "docker-transfer sync",
+    ratelimits: Sequence[RateLimit] = (),
+    missing: Sequence[str] = (),
+    note: str | None = None,
+) -> str:
+    """The job summary in GitHub-flavoured Markdown, ending with a newline.
+
+    A headline, a totals line, the rate-limit figures when known, then the
+    failures (each image's error, and any ``missing`` shard report) and a table
+    per image: tags, platforms, status, size, time.
+    """
+    images = group_images(report.results)
+    failed = [image for image in images if image.status == "failed"]
+    lines = [f"## {_headline(title, images, failed, missing)}", ""]
+    if note:
+        lines += [_cell(note), ""]
+    lines += [_totals(report, images), ""]
+    for limit in ratelimits:
+        lines += [f"**Rate limit:** {limit.render()}", ""]
+    if failed or missing:
+        lines += ["### Failures", ""]
+        lines += _failures_table(failed, missing)
+        lines.append("")
+    if images:
+        lines += ["### Images", ""]
+        for image in images:
+            lines += _image_table(image)
+            lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _headline(
+    title: str, images: list[ImageResults], failed: list[ImageResults], missing: Sequence[str]
+) -> str:
+    count = len(images)
+    noun = "image" if count == 1 else "images"
+    problems: list[str] = []
+    if failed:
+        problems.append(f"{len(failed)} of {count} {noun} failed")
+    if missing:
+        problems.append(f"{len(missing)} report{'' if len(missing) == 1 else 's'} missing")
+    if problems:
+        return f"{STATUS_ICONS['failed']} {_cell(title)}: {', '.join(problems)}"
+    if any(image.status == "planned" for image in images):
+        return f"{STATUS_ICONS['planned']} {_cell(title)} (dry run): {count} {noun}"
+    if not images:
+        return f"{STATUS_ICONS['copied']} {_cell(title)}: no images"
+    return f"{STATUS_ICONS['copied']} {_cell(title)}: {count} {noun} OK"
+
+
+def _totals(report: Report, images: list[ImageResults]) -> str:
+    counts = report.summary()
+    parts = [
+        f"{counts[s]} {s}"
+        for s in ("copied", "unchanged", "failed", "planned")
+        if counts[s] or s != "planned"
+    ]
+    total, count = len(report.results), len(images)
+    if report.finished is not None:
+        elapsed = (report.finished - report.started).total_seconds()
+    else:
+        elapsed = sum(r.duration_s for r in report.results)
+    moved = "to copy" if counts["planned"] and not counts["copied"] else "copied"
+    return (
+        f"**{total} tag{'' if total == 1 else 's'}** in {count} image{'' if count == 1 else 's'}: "
+        f"{', '.join(parts)} · {human_size(counts['bytes_copied'])} {moved} in {human_duration(elapsed)}"
+    )
+
+
+def _failures_table(failed: list[ImageResults], missing: Sequence[str]) -> list[str]:
+    rows = ["| Image | Tags | Source | Error |", "| --- | --- | --- | --- |"]
+    for image in failed:
+        tags = ", ".join(_code(tag) for tag in image.failed_tags)
+        error = "; ".join(image.errors)
+        if len(error) > MAX_ERROR_CHARS:
+            error = error[: MAX_ERROR_CHARS - 1] + "…"
+        rows.append(f"| {_code(image.target)} | {tags} | {_code(image.source)} | {_cell(error)} |")
+    for path in missing:
+        rows.append(
+            f"| {_code(path)} | - | - | missing report: that shard wrote none "
+            "(it crashed or was cancelled before finishing); its images are not in this summary |"
+        )
+    return rows
+
+
+def _image_table(image: ImageResults) -> list[str]:
+    icon = STATUS_ICONS.get(image.status, "")
+    rows = [
+        f"#### {icon} {_code(image.target)} ← {_code(image.source)}",
+        "",
+        "| Tag | Platforms | Status | Size | Time |",
+        "| --- | --- | --- | ---: | ---: |",
+    ]
+    for r in image.results:
+        platforms = ", ".join(p.removeprefix("linux/") for p in r.platforms) or "-"
+        size = "-" if r.status in ("failed", "planned") and not r.bytes_copied else human_size(r.bytes_copied)
+        status = f"{STATUS_ICONS.get(r.status, '')} {r.status}"
+        rows.append(
+            f"| {_code(r.tag)} | {_cell(platforms)} | {status} | {size} | {human_duration(r.duration_s)} |"
+        )
+    notes = dict.fromkeys(r.error for r in image.results if r.error and r.status != "failed")
+    if notes:
+        rows += ["", *(f"Note: {_cell(note)}" for note in notes if note)]
+    return rows
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell: HTML, pipes, backticks and newlines escaped."""
+    text = html.escape(text, quote=False).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    return text.replace("\n", "<br>")
+
+
+def _code(text: str) -> str:
+    """``text`` as inline code, or escaped plain text when it could not be one safely."""
+    if not text or any(c in text for c in "`|\r\n") or text != text.strip():
+        return _cell(text) or "-"
+    return f"`{text}`"
