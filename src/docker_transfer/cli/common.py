@@ -140,6 +140,11 @@ def register_secrets(source: Callable[[], Iterable[str]]) -> None:
     _SECRETS.append(source)
 
 
+def all_secrets() -> list[str]:
+    """Every secret registered so far (passwords, tokens), for redaction."""
+    return _all_secrets()
+
+
 def _all_secrets() -> list[str]:
     found: list[str] = []
     for source in _SECRETS:
@@ -166,7 +171,7 @@ def run_guarded(command: click.Command, args: list[str]) -> int:
         click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: one line, and the traceback only on request
-        if os.environ.get("DT_DEBUG"):
+        if env_flag("DT_DEBUG"):
             raise
         message = redact(f"{type(exc).__name__}: {exc}", _all_secrets())
         click.echo(f"internal error: {message} (a bug; set DT_DEBUG=1 for the traceback)", err=True)

@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 
 from docker_transfer.cli.common import (
+    all_secrets,
     build_client,
     build_transport,
     parse_duration,
@@ -101,6 +102,8 @@ def write_report(report: Report, path: str | None, extra: Mapping[str, Any] | No
     text = report.to_json()
     if extra:
         text = json.dumps({**report.to_dict(), **extra}, indent=2, ensure_ascii=False) + "\n"
+    # Error texts come from registries and exceptions: mask anything secret-shaped on the way out.
+    text = redact(text, all_secrets())
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")

@@ -122,7 +122,9 @@ async def _source_chunks(
 def _check_content_range(value: str, offset: int, digest: str) -> None:
     start = value.removeprefix("bytes ").split("-", 1)[0]
     if not start.isdigit() or int(start) != offset:
-        raise RegistryError(f"blob {digest}: asked for bytes from {offset}, got Content-Range {value!r}")
+        raise RegistryError(
+            f"blob {digest}: asked for bytes from {offset}, got Content-Range {value!r}", retryable=True
+        )
 
 
 class BlobCopier:
