@@ -45,6 +45,13 @@ typecheck: venv
 check: lint typecheck test
 
 bench: setup
+	@missing=""; \
+	for tool in curl strace; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	[ -x /usr/bin/time ] || missing="$$missing time"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for the benchmarks:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 	$(PY) -m benchmarks.run
 
 clean:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -56,7 +58,9 @@ def clone_tree(template: Path, target: Path) -> None:
 
 
 @contextmanager
-def registry(ws: Workspace, name: str, template: Path | None = None) -> Iterator[LocalRegistry]:
+def registry(
+    ws: Workspace, name: str, template: Path | None = None, *, tls: bool = False
+) -> Iterator[LocalRegistry]:
     """A fresh ``docker-registry`` process; its storage is a clone of ``template`` or empty.
 
     The storage is deleted when the block exits.
@@ -65,13 +69,39 @@ def registry(ws: Workspace, name: str, template: Path | None = None) -> Iterator
     storage = workdir / "storage"
     if template is not None:
         clone_tree(template, storage)
-    reg = LocalRegistry(storage_dir=storage, workdir=workdir)
+    reg = LocalRegistry(storage_dir=storage, workdir=workdir, tls=tls)
     reg.start()
     try:
         yield reg
     finally:
         reg.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def child_cpu() -> float:
+    """User + system CPU seconds of every finished child so far (take a difference around a run)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextmanager
+def measured_cpu(into: dict[str, float]) -> Iterator[None]:
+    """Put the CPU seconds that children finishing inside the block used into ``into["cpu_s"]``.
+
+    Registries started outside the block are still running, so they are not counted: this is
+    the contender's own CPU (all its processes), less sensitive to other load than wall time.
+    """
+    before = child_cpu()
+    yield
+    into["cpu_s"] = round(child_cpu() - before, 3)
+
+
+def loadavg() -> str:
+    """The 1/5/15-minute load averages (other work on the machine skews wall times)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 @dataclass
@@ -91,7 +121,8 @@ def run_timed(argv: Sequence[str], *, env: dict[str, str] | None = None, check: 
     took = time.perf_counter() - started
     if check and proc.returncode != 0:
         raise RuntimeError(
-            f"command failed ({proc.returncode}): {' '.join(argv)}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+            f"command failed ({proc.returncode}): {' '.join(argv)}\n"
+            f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
         )
     return Timed(took, proc.returncode, proc.stdout, proc.stderr)
 
@@ -104,6 +135,28 @@ def clear_blob_info_cache() -> list[str]:
             path.unlink()
             removed.append(str(path))
     return removed
+
+
+def snapshot_package(ws: Workspace) -> Path:
+    """Copy the ``docker_transfer`` package into the workspace and put it first on ``PYTHONPATH``.
+
+    Every ``python -m docker_transfer`` of the run then uses the code as it was when the run
+    started, even while someone edits ``src/``. Fails early when that code does not start.
+    """
+    spec = importlib.util.find_spec("docker_transfer")
+    if spec is None or spec.origin is None:
+        raise SystemExit("docker_transfer is not importable: pip install -e . first")
+    package = Path(spec.origin).parent
+    target = ws.root / "snapshot"
+    shutil.copytree(package, target / "docker_transfer", ignore=shutil.ignore_patterns("__pycache__"))
+    sys.path.insert(0, str(target))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(target), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    )
+    check = subprocess.run([*ours_argv(), "--help"], capture_output=True, text=True, check=False)
+    if check.returncode != 0:
+        raise SystemExit(f"the snapshot of {package} does not run:\n{check.stderr[-2000:]}")
+    return package
 
 
 def ours_argv() -> list[str]:
@@ -124,7 +177,8 @@ def manifest_head(registry_url: str, repo: str, ref: str) -> str | None:
     response = httpx.head(f"{registry_url}/v2/{repo}/manifests/{ref}", headers={"Accept": accept})
     if response.status_code != 200:
         return None
-    return response.headers.get("Docker-Content-Digest")
+    digest: str | None = response.headers.get("Docker-Content-Digest")
+    return digest
 
 
 def _first_line(argv: Sequence[str]) -> str:
@@ -163,6 +217,6 @@ def machine() -> dict[str, str]:
         "httpx": httpx_version,
         "skopeo": _first_line(["skopeo", "--version"]),
         "registry": _first_line(["docker-registry", "--version"]),
-        "curl": _first_line(["curl", "--version"]),
+        "curl": " ".join(_first_line(["curl", "--version"]).split()[:2]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }

@@ -1,24 +1,28 @@
 """Benchmark images: multi-platform indexes of random layers, pushed once into a template storage.
 
-Layers are random bytes (incompressible, never shared), pushed one platform at a time so no more
-than one platform's layers is in memory. Each measured run then starts a registry on a hard-linked
-clone of the template storage.
+Each layer is a real gzip stream (deflate level 0, "stored" blocks) of random bytes: incompressible,
+never shared, fast to make, and recognised as gzip. That matters: skopeo sniffs layer bytes, and
+a ``tar+gzip`` layer that is not gzip gets compressed on the way (new digests, CPU-bound, and a
+rerun then uploads everything again), which real images never trigger. Configs carry the right
+``diff_ids`` (sha256 of the uncompressed bytes).
+
+Layers are made and pushed one at a time, so at most one layer is in memory. Each measured run
+then starts a registry on a hard-linked clone of the template storage.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from devtools.images import (
-    OCI_INDEX,
-    RegistryPusher,
-    canonical_json,
-    descriptor,
-    parse_platform,
-)
+from devtools.images import OCI_INDEX, RegistryPusher, canonical_json, descriptor, parse_platform
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,8 @@ class BuiltImage:
 
     repo: str
     tags: tuple[str, ...]
-    index_digest: str
-    index_bytes: bytes
+    index_digest: str = ""
+    index_bytes: bytes = b""
     children: dict[str, tuple[str, bytes, str]] = field(default_factory=dict)
     """platform -> (digest, manifest bytes, media type)."""
     blobs: dict[str, list[Blob]] = field(default_factory=dict)
@@ -59,6 +63,53 @@ class BuiltImage:
         return canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
 
 
+def gzip_layer(size: int) -> tuple[bytes, str]:
+    """``size`` random bytes as a stored (level 0) gzip stream; returns (gzip bytes, diff_id)."""
+    raw = os.urandom(size)
+    diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+    packer = zlib.compressobj(0, zlib.DEFLATED, 31)
+    return packer.compress(raw) + packer.flush(), diff_id
+
+
+def push_platform(
+    pusher: RegistryPusher, repo: str, platform: str, layers: int, layer_size: int, ref: str | None = None
+) -> tuple[str, bytes, list[Blob]]:
+    """Push ``layers`` random gzip layers, the config and the image manifest (by digest, or ``ref``).
+
+    Returns (manifest digest, manifest bytes, [config, layers...]).
+    """
+    layer_descs: list[dict[str, Any]] = []
+    diff_ids: list[str] = []
+    blobs: list[Blob] = []
+    for _ in range(layers):
+        data, diff_id = gzip_layer(layer_size)
+        digest = pusher.push_blob(repo, data)
+        layer_descs.append(descriptor(OCI_LAYER, data))
+        diff_ids.append(diff_id)
+        blobs.append(Blob(digest, len(data)))
+        del data
+    config = canonical_json(
+        {
+            **parse_platform(platform),
+            "config": {"Cmd": ["/bin/true"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": [{"created_by": f"benchmark layer {i}"} for i in range(layers)],
+        }
+    )
+    config_digest = pusher.push_blob(repo, config)
+    manifest = canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_CONFIG, config),
+            "layers": layer_descs,
+        }
+    )
+    digest = hashlib.sha256(manifest).hexdigest()
+    pusher.push_manifest(repo, ref or f"sha256:{digest}", manifest, OCI_MANIFEST)
+    return f"sha256:{digest}", manifest, [Blob(config_digest, len(config)), *blobs]
+
+
 def build_image(
     pusher: RegistryPusher,
     repo: str,
@@ -68,20 +119,13 @@ def build_image(
     layer_size: int,
 ) -> BuiltImage:
     """Push ``layers`` random layers of ``layer_size`` bytes per platform, then the index under ``tags``."""
-    image = BuiltImage(repo, tags, "", b"")
+    image = BuiltImage(repo, tags)
     entries: list[dict[str, Any]] = []
     for platform in platforms:
-        data = [os.urandom(layer_size) for _ in range(layers)]
-        manifest, config_digest, layer_digests = pusher.push_platform_manifest(
-            repo, platform, fmt="oci", layers=data
-        )
-        config_size = int(json.loads(manifest.data)["config"]["size"])
-        image.blobs[platform] = [Blob(config_digest, config_size)] + [
-            Blob(d, layer_size) for d in layer_digests
-        ]
-        image.children[platform] = (manifest.digest, manifest.data, manifest.media_type)
-        entries.append(descriptor(manifest.media_type, manifest.data, platform=parse_platform(platform)))
-        del data
+        digest, manifest, blobs = push_platform(pusher, repo, platform, layers, layer_size)
+        image.blobs[platform] = blobs
+        image.children[platform] = (digest, manifest, OCI_MANIFEST)
+        entries.append(descriptor(OCI_MANIFEST, manifest, platform=parse_platform(platform)))
     image.index_bytes = canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
     for tag in tags:
         image.index_digest = pusher.push_manifest(repo, tag, image.index_bytes, OCI_INDEX)
@@ -91,33 +135,6 @@ def build_image(
 def build_single(
     pusher: RegistryPusher, repo: str, tag: str, platform: str, layers: int, layer_size: int
 ) -> tuple[str, int]:
-    """One single-platform image manifest (no index) under ``tag``; returns (digest, total bytes).
-
-    Layers are pushed one by one, so only one layer is in memory at a time.
-    """
-    layer_descs: list[dict[str, Any]] = []
-    diff_ids: list[str] = []
-    for _ in range(layers):
-        data = os.urandom(layer_size)
-        digest = pusher.push_blob(repo, data)
-        layer_descs.append(descriptor("application/vnd.oci.image.layer.v1.tar+gzip", data))
-        diff_ids.append(digest)
-        del data
-    config = canonical_json(
-        {
-            **parse_platform(platform),
-            "config": {"Cmd": ["/bin/true"]},
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        }
-    )
-    pusher.push_blob(repo, config)
-    manifest = canonical_json(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": descriptor("application/vnd.oci.image.config.v1+json", config),
-            "layers": layer_descs,
-        }
-    )
-    digest = pusher.push_manifest(repo, tag, manifest, "application/vnd.oci.image.manifest.v1+json")
-    return digest, layers * layer_size + len(config)
+    """One single-platform image manifest (no index) under ``tag``; returns (digest, total blob bytes)."""
+    digest, _, blobs = push_platform(pusher, repo, platform, layers, layer_size, ref=tag)
+    return digest, sum(b.size for b in blobs)
