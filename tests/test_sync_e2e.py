@@ -300,6 +300,15 @@ def test_allow_partial_and_arch_tags(
     assert head(acr, "mirror/app", "1-arm-v7") == img.children["linux/arm/v7"].digest
     assert head(acr, "mirror/app", "1-s390x") is None
     assert "s390x" in err
+    # the rerun recognises the partial publish: HEAD-only at the source, every written tag unchanged
+    mark = hub.mark()
+    report_path = tmp_path / "report.json"
+    code, _, err = sync(capsys, config, acr, "--report", str(report_path), sources=(hub,))
+    assert code == 0, err
+    results = json.loads(report_path.read_text())["results"]
+    assert sorted(r["tag"] for r in results) == ["1", "1-amd64", "1-arm-v7"]
+    assert {r["status"] for r in results} == {"unchanged"}
+    assert hub.count("GET", r"/manifests/", mark) == 0
 
 
 def test_dry_run_writes_nothing(

@@ -27,6 +27,7 @@ from docker_transfer.registry.manifests import get_manifest, head_manifest
 from docker_transfer.report import Report, Status, TagResult
 
 log = logging.getLogger(__name__)
+CHECK_FACTOR = 4
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 
@@ -71,17 +72,14 @@ class Syncer:
         self.events = events or SyncEvents()
         self.copier = Copier(client, BlobTracker(concurrency=self.options.blob_concurrency))
         self._heads: dict[str, asyncio.Future[str]] = {}
+        # Checking moves no data, only HEADs: many at once. Copying is bounded by --concurrency.
+        self._check_gate = asyncio.Semaphore(self.options.concurrency * CHECK_FACTOR)
+        self._copy_gate = asyncio.Semaphore(self.options.concurrency)
         self._resolved: dict[tuple[str, tuple[str, ...], bool], asyncio.Future[ResolvedImage]] = {}
 
     async def run(self, jobs: Sequence[Job], report: Report) -> Report:
         """Run every job (bounded concurrency, optional overall timeout), filling ``report``."""
-        gate = asyncio.Semaphore(self.options.concurrency)
-
-        async def guarded(job: Job) -> list[TagResult]:
-            async with gate:
-                return await self._job(job)
-
-        tasks = {asyncio.ensure_future(guarded(job)): job for job in jobs}
+        tasks = {asyncio.ensure_future(self._job(job)): job for job in jobs}
         try:
             pending: set[asyncio.Task[list[TagResult]]] = set()
             if tasks:
@@ -119,11 +117,24 @@ class Syncer:
                 report.add(result)
 
     async def _job(self, job: Job) -> list[TagResult]:
-        self.events.job_started(job)
-        started = time.monotonic()
+        async with self._check_gate:
+            self.events.job_started(job)
+            started = time.monotonic()
+            results = await self._guarded(job, started, self._check(job, started))
+        if isinstance(results, _Pending):
+            async with self._copy_gate:
+                results = await self._guarded(job, time.monotonic(), self._copy(job, results, started))
+        assert not isinstance(results, _Pending)
+        self.events.job_finished(job, results)
+        return results
+
+    async def _guarded(
+        self, job: Job, started: float, work: Awaitable[list[TagResult] | _Pending]
+    ) -> list[TagResult] | _Pending:
+        """Run one phase of a job under the image timeout; any failure becomes the job's results."""
         try:
             async with asyncio.timeout(self.options.image_timeout):
-                results = await self._sync(job, started)
+                return await work
         except TimeoutError:
             error = ImageTimeoutError(str(job.entry.source), self.options.image_timeout or 0)
             results = _failed(job, str(error), time.monotonic() - started)
@@ -132,7 +143,6 @@ class Syncer:
         except Exception as exc:  # a bug must cost one image, not the run
             log.debug("internal error in %s", job.entry.source, exc_info=True)
             results = _failed(job, f"internal error: {type(exc).__name__}: {exc}", time.monotonic() - started)
-        self.events.job_finished(job, results)
         return results
 
     async def _source_digest(self, job: Job) -> str:
@@ -152,9 +162,8 @@ class Syncer:
 
         return await _once(self._heads, str(source), head)
 
-    async def _destination_state(
-        self, job: Job, source_digest: str
-    ) -> tuple[bool, dict[str, str | None], Manifest | None]:
+    async def _destination_state(self, job: Job) -> tuple[dict[str, str | None], Manifest | None]:
+        """Each destination tag's digest (HEAD), and the manifest the index tags share (a destination GET)."""
         dest = job.destination
         client = self.client
 
@@ -171,11 +180,7 @@ class Syncer:
             (pushed,) = values
             assert pushed is not None
             manifest = await client.retry.call(lambda: get_manifest(client, dest, digest=pushed))
-        arch = {tag: (platform, by_tag[tag]) for tag, platform in job.arch_tags}
-        unchanged = is_unchanged(
-            source_digest, job.platforms, index_tags, manifest, arch, partial_ok=job.entry.allow_partial
-        )
-        return unchanged, by_tag, manifest
+        return by_tag, manifest
 
     def _check_quota(self, job: Job) -> None:
         floor = self.options.min_ratelimit
@@ -201,19 +206,31 @@ class Syncer:
 
         return await _once(self._resolved, key, make)
 
-    async def _sync(self, job: Job, started: float) -> list[TagResult]:
-        source_digest = await self._source_digest(job)
-        unchanged, before, held = await self._destination_state(job, source_digest)
-        if unchanged:
-            present = _platforms_of(held) if held is not None else ()
-            arch = dict(job.arch_tags)
-            took = time.monotonic() - started
-            return [
-                _result(
-                    job, tag, "unchanged", before[tag], (str(arch[tag]),) if tag in arch else present, 0, took
-                )
-                for tag in job.all_tags
-            ]
+    async def _check(self, job: Job, started: float) -> list[TagResult] | _Pending:
+        # The source HEAD and the destination HEADs are independent: one round trip, not two.
+        source_digest, (before, held) = await asyncio.gather(
+            self._source_digest(job), self._destination_state(job)
+        )
+        arch_heads = {tag: (platform, before[tag]) for tag, platform in job.arch_tags}
+        index_heads = {t: before[t] for t in job.tags}
+        unchanged = is_unchanged(
+            source_digest, job.platforms, index_heads, held, arch_heads, partial_ok=job.entry.allow_partial
+        )
+        if not unchanged:
+            return _Pending(source_digest, before)
+        present = _platforms_of(held) if held is not None else ()
+        arch = dict(job.arch_tags)
+        took = time.monotonic() - started
+        return [
+            _result(
+                job, tag, "unchanged", before[tag], (str(arch[tag]),) if tag in arch else present, 0, took
+            )
+            for tag in job.all_tags
+            if tag in job.tags or before[tag] is not None  # allow_partial: unpublished arch tags
+        ]
+
+    async def _copy(self, job: Job, pending: _Pending, started: float) -> list[TagResult]:
+        source_digest, before = pending.source_digest, pending.before
         image = await self._resolve(job, source_digest)
         platforms = tuple(str(p) for p in image.platforms)
         self.events.job_sized(job, image.total_bytes)
@@ -277,6 +294,14 @@ class Syncer:
 
         sizes = await asyncio.gather(*(missing(b.digest, b.size) for b in image.blobs))
         return sum(sizes)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A checked job that needs copying: what the check learned."""
+
+    source_digest: str
+    before: dict[str, str | None]
 
 
 def _platforms_of(manifest: Manifest) -> tuple[str, ...]:
