@@ -36,8 +36,8 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check src devtools tests
-	$(VENV)/bin/ruff format --check src devtools tests
+	$(VENV)/bin/ruff check src devtools tests benchmarks
+	$(VENV)/bin/ruff format --check src devtools tests benchmarks
 
 typecheck: venv
 	$(VENV)/bin/mypy
