@@ -76,6 +76,18 @@ def silent_server() -> Iterator[str]:
     sock.close()
 
 
+def healthy_and_hanging(tmp_path: Path, good: str, hanging: str) -> Path:
+    """An images.json with one entry that copies at once and one whose source never answers."""
+    config = tmp_path / "images.json"
+    entries = [(f"{good}/ok:1", "ok"), (f"{hanging}/hang:1", "hang")]
+    config.write_text(
+        json.dumps(
+            [{"source": s, "target": t, "tags": ["1"], "architectures": ["amd64"]} for s, t in entries]
+        )
+    )
+    return config
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_sync_writes_report_and_exits_130(
     sig: signal.Signals, silent_server: str, registry_factory: RegistryFactory, tmp_path: Path
@@ -83,25 +95,7 @@ def test_interrupted_sync_writes_report_and_exits_130(
     good_src = registry_factory()
     dest = registry_factory()
     push_image(good_src.url, "ok", "1")
-    config = tmp_path / "images.json"
-    config.write_text(
-        json.dumps(
-            [
-                {
-                    "source": f"{good_src.host}/ok:1",
-                    "target": "ok",
-                    "tags": ["1"],
-                    "architectures": ["amd64"],
-                },
-                {
-                    "source": f"{silent_server}/hang:1",
-                    "target": "hang",
-                    "tags": ["1"],
-                    "architectures": ["amd64"],
-                },
-            ]
-        )
-    )
+    config = healthy_and_hanging(tmp_path, good_src.host, silent_server)
     report = tmp_path / "report.json"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -157,25 +151,7 @@ def test_run_timeout_fails_unfinished_images_only(
 ) -> None:
     good_src, dest = registry_factory(), registry_factory()
     push_image(good_src.url, "ok", "1")
-    config = tmp_path / "images.json"
-    config.write_text(
-        json.dumps(
-            [
-                {
-                    "source": f"{good_src.host}/ok:1",
-                    "target": "ok",
-                    "tags": ["1"],
-                    "architectures": ["amd64"],
-                },
-                {
-                    "source": f"{silent_server}/hang:1",
-                    "target": "hang",
-                    "tags": ["1"],
-                    "architectures": ["amd64"],
-                },
-            ]
-        )
-    )
+    config = healthy_and_hanging(tmp_path, good_src.host, silent_server)
     report = tmp_path / "report.json"
     started = time.monotonic()
     code = main(
