@@ -80,21 +80,18 @@ class Syncer:
     async def run(self, jobs: Sequence[Job], report: Report) -> Report:
         """Run every job (bounded concurrency, optional overall timeout), filling ``report``."""
         tasks = {asyncio.ensure_future(self._job(job)): job for job in jobs}
+        why = "interrupted before this image finished"
         try:
-            pending: set[asyncio.Task[list[TagResult]]] = set()
             if tasks:
-                _, pending = await asyncio.wait(tasks, timeout=self.options.run_timeout)
-        except asyncio.CancelledError:
+                await asyncio.wait(tasks, timeout=self.options.run_timeout)
+            limit = self.options.run_timeout or 0
+            why = f"the run's --timeout of {limit:g}s expired before this image finished"
+        finally:
+            # Reached on completion, on --timeout and on cancellation (Ctrl-C, SIGTERM) alike.
             await _cancel(tasks)
-            self._collect(tasks, report, "interrupted before this image finished")
+            self._collect(tasks, report, why)
             await self.shutdown()
             report.ratelimit = [q.to_dict() for q in self.client.stats.ratelimits.values()]
-            raise
-        await _cancel(pending)
-        limit = self.options.run_timeout or 0
-        self._collect(tasks, report, f"the run's --timeout of {limit:g}s expired before this image finished")
-        await self.shutdown()
-        report.ratelimit = [q.to_dict() for q in self.client.stats.ratelimits.values()]
         return report
 
     async def shutdown(self) -> None:
