@@ -351,3 +351,34 @@ async def test_refused_mount_falls_back_to_upload(
     plain_posts = [e for e in b.requests(mark) if e.method == "POST" and "mount=" not in (e.query or "")]
     assert plain_posts == []
     assert fetch_manifest(b, "mirror/app", "1")[2] == src.digest
+
+
+def test_copy_rerun_is_head_only_unless_forced(
+    two_registries: tuple[LocalRegistry, LocalRegistry], capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = two_registries
+    src = push_image(a.url, "app", "1", platforms=["linux/amd64", "linux/arm64/v8", "linux/s390x"])
+    args = ["copy", f"{a.host}/app:1", f"{b.host}/app:1", "--arch", "amd64", "--arch", "arm64", "--json"]
+    code, out, err = run_cli(capsys, *args, *insecure(a, b))
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["status"] == "copied"
+
+    mark_a, mark_b = a.mark(), b.mark()
+    code, out, err = run_cli(capsys, *args, *insecure(a, b))
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["status"] == "unchanged" and again["digest"] == first["digest"]
+    assert a.count("GET", r"/manifests/|/blobs/", mark_a) == 0
+    assert a.count("HEAD", r"/manifests/", mark_a) == 1
+    assert sum(1 for e in b.requests(mark_b) if e.method in ("POST", "PUT", "PATCH")) == 0
+
+    # a different platform choice is not "unchanged", and --force copies regardless
+    code, out, _ = run_cli(capsys, "copy", f"{a.host}/app:1", f"{b.host}/app:1", "--json", *insecure(a, b))
+    assert json.loads(out)["status"] == "copied" and json.loads(out)["digest"] == src.index_digest
+    mark_a = a.mark()
+    code, out, _ = run_cli(
+        capsys, "copy", f"{a.host}/app:1", f"{b.host}/app:1", "--json", "--force", *insecure(a, b)
+    )
+    assert code == 0 and json.loads(out)["status"] == "copied"
+    assert a.count("GET", r"/manifests/", mark_a) >= 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+import time
 
 import click
 
@@ -18,10 +20,13 @@ from docker_transfer.cli.common import (
 )
 from docker_transfer.cli.progress import ByteProgress
 from docker_transfer.engine.blobs import BlobTracker
+from docker_transfer.engine.check import destination_state, source_digest
 from docker_transfer.engine.copy import Copier, CopyResult
 from docker_transfer.errors import UsageError
+from docker_transfer.plan import is_unchanged
 from docker_transfer.platform import Platform, parse_platform
 from docker_transfer.reference import Reference, parse_reference, validate_tag
+from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.transport import TransportOptions
 
 
@@ -57,6 +62,7 @@ def _destination(source: Reference, text: str, extra_tags: tuple[str, ...]) -> t
     "--concurrency", type=click.IntRange(1, 64), default=8, show_default=True, help="Blob streams at once."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--force", is_flag=True, help="Copy even when the destination tags already hold this image.")
 @transport_options
 def copy_command(
     source: str,
@@ -66,6 +72,7 @@ def copy_command(
     extra_tags: tuple[str, ...],
     concurrency: int,
     as_json: bool,
+    force: bool,
     insecure: tuple[str, ...],
     ca_cert: str | None,
     read_timeout: float,
@@ -74,7 +81,9 @@ def copy_command(
     """Copy SOURCE to DESTINATION registry to registry, without a daemon or local disk.
 
     With --arch, only those platforms are copied, into a filtered index whose
-    children are byte-identical to the source's. Tags are written last.
+    children are byte-identical to the source's. Tags are written last. When
+    the destination tags already hold what would be pushed, nothing is fetched
+    from the source but a HEAD, and nothing is pushed (unless --force).
     """
     if all_platforms and arches:
         raise click.UsageError("--all and --arch are mutually exclusive")
@@ -82,11 +91,14 @@ def copy_command(
     platforms: list[Platform] | None = [parse_platform(a) for a in arches] or None
     dest, tags = _destination(src, destination, extra_tags)
     transport = build_transport(insecure, ca_cert, read_timeout)
-    result = run_async(_copy(src, dest, tags, platforms, transport, concurrency, verbose))
+    result = run_async(_copy(src, dest, tags, platforms, transport, concurrency, verbose, force))
     if as_json:
         click.echo(json.dumps(_as_dict(result), indent=2))
         return
     where = ", ".join(f"{dest.name}:{t}" for t in tags) or f"{dest.name}@{result.digest}"
+    if result.status == "unchanged":
+        click.echo(f"unchanged {src} -> {where}\n  digest    {result.digest}")
+        return
     click.echo(
         f"copied {src} -> {where}\n"
         f"  digest    {result.digest}\n"
@@ -104,19 +116,48 @@ async def _copy(
     transport: TransportOptions,
     concurrency: int,
     verbose: int,
+    force: bool,
 ) -> CopyResult:
     client, store = build_client(transport)
     register_secrets(store.secrets)
     setup_logging(verbose, store.secrets)
     async with client:
+        if tags and not force:
+            held = await _already_there(client, src, dest, tags, platforms)
+            if held is not None:
+                return held
         copier = Copier(client, BlobTracker(concurrency=concurrency))
         image = await copier.resolve(src, platforms)
         with ByteProgress(enabled=sys.stderr.isatty(), total=image.total_bytes, label=dest.repository) as bar:
             return await copier.push(image, dest, tags, bar.advance)
 
 
+async def _already_there(
+    client: RegistryClient, src: Reference, dest: Reference, tags: list[str], platforms: list[Platform] | None
+) -> CopyResult | None:
+    """An ``unchanged`` result when every destination tag holds what this copy would push."""
+    started = time.monotonic()
+    digest, (before, held) = await asyncio.gather(
+        source_digest(client, src), destination_state(client, dest, tags, tags)
+    )
+    if held is None or not is_unchanged(digest, platforms, before, held):
+        return None
+    present = tuple(str(c.platform) for c in held.manifests if c.platform and not c.is_attestation)
+    return CopyResult(
+        source=str(src),
+        destination=dest.name,
+        tags=tuple(tags),
+        digest=held.digest,
+        media_type=held.media_type,
+        platforms=present,
+        duration_s=time.monotonic() - started,
+        status="unchanged",
+    )
+
+
 def _as_dict(result: CopyResult) -> dict[str, object]:
     return {
+        "status": result.status,
         "source": result.source,
         "destination": result.destination,
         "tags": list(result.tags),

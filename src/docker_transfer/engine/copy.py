@@ -118,6 +118,8 @@ class CopyResult:
     blobs_present: int = 0
     duration_s: float = 0.0
     missing: tuple[str, ...] = ()
+    status: str = "copied"
+    """``copied``, or ``unchanged`` when the destination already held it and nothing was pushed."""
     outcomes: dict[str, str] = field(default_factory=dict)
 
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from docker_transfer.engine.blobs import BlobTracker
+from docker_transfer.engine.check import destination_state, source_digest
 from docker_transfer.engine.copy import Copier, CopyResult, ResolvedImage
-from docker_transfer.errors import DockerTransferError, ImageTimeoutError, NotFoundError, RateLimitedError
+from docker_transfer.errors import DockerTransferError, ImageTimeoutError, RateLimitedError
 from docker_transfer.manifest import Manifest
 from docker_transfer.plan import Job, is_unchanged
 from docker_transfer.registry.blobs import blob_exists
 from docker_transfer.registry.client import RegistryClient
-from docker_transfer.registry.manifests import get_manifest, head_manifest
 from docker_transfer.report import Report, Status, TagResult
 
 log = logging.getLogger(__name__)
@@ -144,40 +144,10 @@ class Syncer:
 
     async def _source_digest(self, job: Job) -> str:
         source = job.entry.source
-        if source.digest:
-            return source.digest
-
-        async def head() -> str:
-            found = await self.client.retry.call(lambda: head_manifest(self.client, source))
-            if found is None:
-                raise NotFoundError(f"{source}: not found in the source registry", status=404)
-            if found.digest:
-                return found.digest
-            # A registry that omits Docker-Content-Digest on HEAD: one GET tells the digest.
-            manifest = await self.client.retry.call(lambda: get_manifest(self.client, source))
-            return manifest.digest
-
-        return await _once(self._heads, str(source), head)
+        return await _once(self._heads, str(source), lambda: source_digest(self.client, source))
 
     async def _destination_state(self, job: Job) -> tuple[dict[str, str | None], Manifest | None]:
-        """Each destination tag's digest (HEAD), and the manifest the index tags share (a destination GET)."""
-        dest = job.destination
-        client = self.client
-
-        async def head(tag: str) -> str | None:
-            found = await client.retry.call(lambda: head_manifest(client, dest.with_tag(tag)))
-            return (found.digest or None) if found else None
-
-        digests = await asyncio.gather(*(head(t) for t in job.all_tags))
-        by_tag = dict(zip(job.all_tags, digests, strict=True))
-        index_tags = {t: by_tag[t] for t in job.tags}
-        values = set(index_tags.values())
-        manifest: Manifest | None = None
-        if len(values) == 1 and None not in values:
-            (pushed,) = values
-            assert pushed is not None
-            manifest = await client.retry.call(lambda: get_manifest(client, dest, digest=pushed))
-        return by_tag, manifest
+        return await destination_state(self.client, job.destination, job.all_tags, job.tags)
 
     def _check_quota(self, job: Job) -> None:
         floor = self.options.min_ratelimit

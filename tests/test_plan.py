@@ -1,0 +1,127 @@
+"""plan.py: destinations for config entries, and the pure "is the destination up to date?" decision."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from docker_transfer.config import parse_config
+from docker_transfer.errors import UsageError
+from docker_transfer.manifest import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    SOURCE_DIGEST_ANNOTATION,
+    Manifest,
+    parse_manifest,
+)
+from docker_transfer.plan import Target, is_unchanged, plan_jobs, platforms_match
+from docker_transfer.platform import Platform, parse_platform
+
+SRC = "sha256:" + "a" * 64
+OTHER = "sha256:" + "b" * 64
+AMD = "sha256:" + "1" * 64
+ARM = "sha256:" + "2" * 64
+S390 = "sha256:" + "3" * 64
+
+
+def index(children: list[tuple[str, dict[str, str]]], annotations: dict[str, str] | None = None) -> Manifest:
+    doc: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": d, "size": 500, "platform": p} for d, p in children
+        ],
+    }
+    if annotations:
+        doc["annotations"] = annotations
+    return parse_manifest(json.dumps(doc).encode(), OCI_INDEX)
+
+
+AMD_P = {"os": "linux", "architecture": "amd64"}
+ARM_P = {"os": "linux", "architecture": "arm64", "variant": "v8"}
+S390_P = {"os": "linux", "architecture": "s390x"}
+WANT = [parse_platform("amd64"), parse_platform("arm64")]
+
+
+def test_full_copy_is_recognised_by_equal_digests() -> None:
+    full = index([(AMD, AMD_P), (ARM, ARM_P)])
+    assert is_unchanged(full.digest, WANT, {"1": full.digest, "latest": full.digest}, full)
+    assert is_unchanged(full.digest, None, {"1": full.digest}, full)
+
+
+def test_filtered_copy_is_recognised_by_its_annotation() -> None:
+    filtered = index([(AMD, AMD_P), (ARM, ARM_P)], {SOURCE_DIGEST_ANNOTATION: SRC})
+    assert is_unchanged(SRC, WANT, {"1": filtered.digest}, filtered)
+    # the source moved on
+    assert not is_unchanged(OTHER, WANT, {"1": filtered.digest}, filtered)
+    # the user now wants another platform set
+    assert not is_unchanged(SRC, [parse_platform("amd64")], {"1": filtered.digest}, filtered)
+    assert not is_unchanged(SRC, [*WANT, parse_platform("s390x")], {"1": filtered.digest}, filtered)
+    # asking for every platform means the source bytes, which a filtered index is not
+    assert not is_unchanged(SRC, None, {"1": filtered.digest}, filtered)
+
+
+def test_tags_must_all_hold_the_same_manifest() -> None:
+    filtered = index([(AMD, AMD_P), (ARM, ARM_P)], {SOURCE_DIGEST_ANNOTATION: SRC})
+    assert not is_unchanged(SRC, WANT, {"1": filtered.digest, "latest": None}, filtered)
+    assert not is_unchanged(SRC, WANT, {"1": filtered.digest, "latest": OTHER}, filtered)
+    assert not is_unchanged(SRC, WANT, {}, filtered)
+    assert not is_unchanged(SRC, WANT, {"1": filtered.digest}, None)
+
+
+def test_arch_tags_must_point_at_their_children() -> None:
+    filtered = index([(AMD, AMD_P), (ARM, ARM_P)], {SOURCE_DIGEST_ANNOTATION: SRC})
+    arch = {"1-amd64": (parse_platform("amd64"), AMD), "1-arm64": (parse_platform("arm64"), ARM)}
+    assert is_unchanged(SRC, WANT, {"1": filtered.digest}, filtered, arch)
+    stale = {**arch, "1-arm64": (parse_platform("arm64"), OTHER)}
+    assert not is_unchanged(SRC, WANT, {"1": filtered.digest}, filtered, stale)
+    missing = {**arch, "1-arm64": (parse_platform("arm64"), None)}
+    assert not is_unchanged(SRC, WANT, {"1": filtered.digest}, filtered, missing)
+
+
+def test_partial_publish_counts_as_unchanged_only_with_allow_partial() -> None:
+    partial = index([(AMD, AMD_P)], {SOURCE_DIGEST_ANNOTATION: SRC})
+    want = [parse_platform("amd64"), parse_platform("s390x")]
+    arch = {"1-amd64": (want[0], AMD), "1-s390x": (want[1], None)}
+    assert not is_unchanged(SRC, want, {"1": partial.digest}, partial, arch)
+    assert is_unchanged(SRC, want, {"1": partial.digest}, partial, arch, partial_ok=True)
+    # but never a platform nobody asked for
+    extra = index([(AMD, AMD_P), (S390, S390_P)], {SOURCE_DIGEST_ANNOTATION: SRC})
+    assert not is_unchanged(SRC, [parse_platform("amd64")], {"1": extra.digest}, extra, partial_ok=True)
+
+
+def test_platforms_match_ignores_attestation_unknowns() -> None:
+    unknown = Platform("unknown", "unknown")
+    assert platforms_match(WANT, [Platform("linux", "amd64"), Platform("linux", "arm64", "v8"), unknown])
+    assert not platforms_match(WANT, [Platform("linux", "amd64")])
+
+
+def test_plan_jobs_names_destinations_and_arch_tags() -> None:
+    config = parse_config(
+        json.dumps(
+            [
+                {
+                    "source": "nginx",
+                    "target": "nginx",
+                    "tags": ["latest", "1.27"],
+                    "architectures": ["amd64", "arm/v7"],
+                    "arch_tags": True,
+                },
+            ]
+        )
+    )
+    (job,) = plan_jobs(config, Target("registry.cn-hangzhou.aliyuncs.com", "team"))
+    assert job.destination.name == "registry.cn-hangzhou.aliyuncs.com/team/nginx"
+    assert job.tags == ("latest", "1.27")
+    assert [t for t, _ in job.arch_tags] == ["latest-amd64", "latest-arm-v7", "1.27-amd64", "1.27-arm-v7"]
+
+
+@pytest.mark.parametrize(
+    ("registry", "namespace", "needle"),
+    [("", "ns", "TARGET_REGISTRY"), ("r.example", "", "TARGET_NAMESPACE"), ("r.example", "Bad", "lowercase")],
+)
+def test_target_requires_registry_and_namespace(registry: str, namespace: str, needle: str) -> None:
+    with pytest.raises(UsageError, match=needle):
+        Target(registry, namespace)
