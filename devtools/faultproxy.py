@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
-from devtools.headerserver import _HOP_BY_HOP, _HasURL, _QuietHandler, _Server
+from devtools.httpbase import HOP_BY_HOP, HasURL, QuietHandler, ThreadedServer, read_chunked
 
 _CHUNK = 64 * 1024
 
@@ -74,10 +74,10 @@ class ProxyRecord:
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)
 
 
-class FaultProxy(_Server):
+class FaultProxy(ThreadedServer):
     """Reverse proxy to a plain-http upstream with per-test faults."""
 
-    def __init__(self, upstream: _HasURL | str) -> None:
+    def __init__(self, upstream: HasURL | str) -> None:
         self.upstream = (upstream if isinstance(upstream, str) else upstream.url).rstrip("/")
         split = urlsplit(self.upstream)
         if split.scheme != "http" or split.hostname is None:
@@ -124,7 +124,7 @@ class FaultProxy(_Server):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         owner = self
 
-        class Handler(_QuietHandler):
+        class Handler(QuietHandler):
             def _any(self) -> None:
                 path = self.path.split("?", 1)[0]
                 record = ProxyRecord(
@@ -146,19 +146,9 @@ class FaultProxy(_Server):
 
             def _read_body(self) -> bytes:
                 if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                    return b"".join(self._chunks())
+                    return b"".join(read_chunked(self.rfile))
                 length = int(self.headers.get("Content-Length") or 0)
                 return self.rfile.read(length) if length else b""
-
-            def _chunks(self) -> Iterator[bytes]:
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                    if size == 0:
-                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                            pass
-                        return
-                    yield self.rfile.read(size)
-                    self.rfile.readline()
 
             def _answer(self, fault: Fault, record: ProxyRecord) -> None:
                 if fault.redirect_to is not None:
@@ -199,7 +189,7 @@ class FaultProxy(_Server):
                     conn.putheader("Host", f"{owner._up[0]}:{owner._up[1]}")
                     for key, value in self.headers.items():
                         lkey = key.lower()
-                        if lkey in _HOP_BY_HOP or lkey == "content-length":
+                        if lkey in HOP_BY_HOP or lkey in ("content-length", "host"):
                             continue
                         if lkey == "range" and fault is not None and fault.ignore_range:
                             record.fault = "range ignored"
@@ -223,7 +213,7 @@ class FaultProxy(_Server):
                     length = str(len(replacement))
                 for key, value in resp.getheaders():
                     lkey = key.lower()
-                    if lkey in _HOP_BY_HOP or lkey == "content-length":
+                    if lkey in HOP_BY_HOP or lkey == "content-length":
                         continue
                     if lkey == "location" and value.startswith(owner.upstream):
                         self.send_header(key, owner.url + value[len(owner.upstream) :])

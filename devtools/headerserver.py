@@ -12,30 +12,15 @@ from __future__ import annotations
 import hashlib
 import http.client
 import re
-import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Protocol, Self
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
-_HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "trailers",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-}
+from devtools.httpbase import HasURL, QuietHandler, ThreadedServer, forward_request, relay_response
+
 _BLOB_GET = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>sha256:[0-9a-f]{64})$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
-_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,80 +37,7 @@ class RecordedRequest:
         return next((v for k, v in self.headers if k.lower() == lname), None)
 
 
-class _HasURL(Protocol):
-    @property
-    def url(self) -> str: ...
-
-
-class _QuietServer(ThreadingHTTPServer):
-    """A client hanging up mid-answer is routine in these tests (aborted uploads, resets): no traceback."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Server:
-    """Shared start/stop plumbing for the two servers."""
-
-    _httpd: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        raise NotImplementedError
-
-    @property
-    def port(self) -> int:
-        """Bound TCP port."""
-        if self._httpd is None:
-            raise RuntimeError("server not started")
-        return int(self._httpd.server_address[1])
-
-    def start(self) -> None:
-        """Bind 127.0.0.1:<free port> and serve in a daemon thread."""
-        self._httpd = _QuietServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-
-class _QuietHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the default stderr request logging."""
-
-    def send_bytes(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        """Send a complete response with Content-Length (no body for HEAD)."""
-        self.send_response(status)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-
-class HeaderRecordingBlobServer(_Server):
+class HeaderRecordingBlobServer(ThreadedServer):
     """Serves ``GET/HEAD /blob/<digest>`` from :attr:`blobs` (with ``Range`` support); records headers."""
 
     def __init__(self, host_alias: str = "localhost") -> None:
@@ -158,7 +70,7 @@ class HeaderRecordingBlobServer(_Server):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         owner = self
 
-        class Handler(_QuietHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 with owner._lock:
                     owner.requests.append(
@@ -186,7 +98,7 @@ class HeaderRecordingBlobServer(_Server):
         return Handler
 
 
-class RedirectingProxy(_Server):
+class RedirectingProxy(ThreadedServer):
     """Reverse proxy to an http registry that 307-redirects blob GETs to a blob server.
 
     All other requests (any method) are forwarded with bodies streamed both ways and headers
@@ -197,7 +109,7 @@ class RedirectingProxy(_Server):
     appear in the registry's access log as blob GETs too.
     """
 
-    def __init__(self, upstream: _HasURL | str, blob_server: HeaderRecordingBlobServer | None = None) -> None:
+    def __init__(self, upstream: HasURL | str, blob_server: HeaderRecordingBlobServer | None = None) -> None:
         self.upstream = (upstream if isinstance(upstream, str) else upstream.url).rstrip("/")
         split = urlsplit(self.upstream)
         if split.scheme != "http" or split.hostname is None:
@@ -232,13 +144,17 @@ class RedirectingProxy(_Server):
         if self._own_blob_server:
             self.blob_server.stop()
 
+    def _rewrite_location(self, value: str) -> str:
+        """Locations pointing at the registry point at the proxy instead."""
+        return self.url + value[len(self.upstream) :] if value.startswith(self.upstream) else value
+
     def _connect(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(self._up_host, self._up_port, timeout=60)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         owner = self
 
-        class Handler(_QuietHandler):
+        class Handler(QuietHandler):
             def _any(self) -> None:
                 with owner._lock:
                     owner.requests.append(
@@ -278,69 +194,12 @@ class RedirectingProxy(_Server):
             def _forward(self) -> None:
                 conn = owner._connect()
                 try:
-                    conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-                    conn.putheader("Host", f"{owner._up_host}:{owner._up_port}")
-                    for key, value in self.headers.items():
-                        if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
-                            conn.putheader(key, value)
-                    chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
-                    length = int(self.headers.get("Content-Length") or 0)
-                    if chunked:
-                        conn.putheader("Transfer-Encoding", "chunked")
-                    elif length or self.command in ("POST", "PUT", "PATCH"):
-                        conn.putheader("Content-Length", str(length))
-                    conn.endheaders()
-                    if chunked:
-                        for chunk in self._read_chunked():
-                            conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                        conn.send(b"0\r\n\r\n")
-                    else:
-                        remaining = length
-                        while remaining > 0:
-                            chunk = self.rfile.read(min(_CHUNK, remaining))
-                            if not chunk:
-                                raise OSError("client closed mid-body")
-                            conn.send(chunk)
-                            remaining -= len(chunk)
+                    forward_request(self, conn, f"{owner._up_host}:{owner._up_port}")
                     self._relay(conn.getresponse())
                 finally:
                     conn.close()
 
-            def _read_chunked(self) -> Iterator[bytes]:
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                    if size == 0:
-                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                            pass  # trailers
-                        return
-                    yield self.rfile.read(size)
-                    self.rfile.readline()
-
             def _relay(self, resp: http.client.HTTPResponse) -> None:
-                self.send_response(resp.status, resp.reason)
-                length = resp.getheader("Content-Length")
-                for key, value in resp.getheaders():
-                    lkey = key.lower()
-                    if lkey in _HOP_BY_HOP or lkey == "content-length":
-                        continue
-                    if lkey == "location" and value.startswith(owner.upstream):
-                        self.send_header(key, owner.url + value[len(owner.upstream) :])
-                    else:
-                        self.send_header(key, value)
-                no_body = self.command == "HEAD" or resp.status in (204, 304) or resp.status < 200
-                if length is not None:
-                    self.send_header("Content-Length", length)
-                elif not no_body:
-                    self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-                if no_body:
-                    return
-                while chunk := resp.read(_CHUNK):
-                    if length is not None:
-                        self.wfile.write(chunk)
-                    else:
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                if length is None:
-                    self.wfile.write(b"0\r\n\r\n")
+                relay_response(self, resp, owner._rewrite_location)
 
         return Handler
