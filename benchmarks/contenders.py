@@ -146,24 +146,7 @@ def seed_manifest_list(dst: str, repo: str, tag: str, arches: Sequence[str]) -> 
         )
     list_type = OCI_INDEX if child_types == {OCI_MANIFEST} else DOCKER_LIST
     body = json.dumps({"schemaVersion": 2, "mediaType": list_type, "manifests": entries})
-    subprocess.run(
-        [
-            "curl",
-            "-sS",
-            "-f",
-            "-o",
-            "/dev/null",
-            "-X",
-            "PUT",
-            "-H",
-            f"Content-Type: {list_type}",
-            "--data-binary",
-            "@-",
-            f"http://{dst}/v2/{repo}/manifests/{tag}",
-        ],
-        input=body.encode(),
-        check=True,
-    )
+    _curl_put_manifest(dst, repo, tag, body.encode(), list_type)
 
 
 def _tag(arch: str) -> str:
