@@ -111,10 +111,12 @@ def is_unchanged(
     (pushed,) = digests
     if destination is None or destination.digest != pushed:
         return False
-    if pushed != source_digest:
-        # Every platform wanted means the source bytes themselves; a filtered copy is not that.
-        if wanted is None or destination.annotations.get(SOURCE_DIGEST_ANNOTATION) != source_digest:
-            return False
+    # Every platform wanted means the source bytes themselves; a filtered copy is not that.
+    filtered_from_source = wanted is not None and (
+        destination.annotations.get(SOURCE_DIGEST_ANNOTATION) == source_digest
+    )
+    if pushed != source_digest and not filtered_from_source:
+        return False
     if destination.is_index and wanted is not None:
         present = [c.platform for c in destination.manifests if c.platform and not c.is_attestation]
         if partial_ok:

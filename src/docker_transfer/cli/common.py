@@ -117,12 +117,12 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def setup_logging(verbose: int, secrets: Callable[[], Iterable[str]]) -> None:
+def setup_logging(verbose: int) -> None:
     """Plain one-line logs on stderr; httpx request lines only at ``-vv``."""
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-    handler.addFilter(SecretFilter(lambda: [*secrets(), *_all_secrets()]))
+    handler.addFilter(SecretFilter(all_secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -141,11 +141,7 @@ def register_secrets(source: Callable[[], Iterable[str]]) -> None:
 
 
 def all_secrets() -> list[str]:
-    """Every secret registered so far (passwords, tokens), for redaction."""
-    return _all_secrets()
-
-
-def _all_secrets() -> list[str]:
+    """Every secret registered so far (passwords, bearer tokens), for redaction."""
     found: list[str] = []
     for source in _SECRETS:
         found.extend(source())
@@ -165,7 +161,7 @@ def run_guarded(command: click.Command, args: list[str]) -> int:
         exc.show()
         return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
     except DockerTransferError as exc:
-        click.echo(f"error: {redact(str(exc), _all_secrets())}", err=True)
+        click.echo(f"error: {redact(str(exc), all_secrets())}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -173,7 +169,7 @@ def run_guarded(command: click.Command, args: list[str]) -> int:
     except Exception as exc:  # a bug: one line, and the traceback only on request
         if env_flag("DT_DEBUG"):
             raise
-        message = redact(f"{type(exc).__name__}: {exc}", _all_secrets())
+        message = redact(f"{type(exc).__name__}: {exc}", all_secrets())
         click.echo(f"internal error: {message} (a bug; set DT_DEBUG=1 for the traceback)", err=True)
         return EXIT_FAILED
     return int(result) if isinstance(result, int) else 0
@@ -182,15 +178,6 @@ def run_guarded(command: click.Command, args: list[str]) -> int:
 def run_async(coro: Any) -> Any:
     """Run a coroutine to completion (one event loop per command)."""
     return asyncio.run(coro)
-
-
-def human_size(n: float) -> str:
-    """``1.5 MB`` style sizes (decimal units, like registries' UIs)."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 def env_flag(name: str) -> bool:

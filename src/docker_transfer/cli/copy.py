@@ -12,8 +12,6 @@ import click
 from docker_transfer.cli.common import (
     build_client,
     build_transport,
-    human_size,
-    register_secrets,
     run_async,
     setup_logging,
     transport_options,
@@ -28,6 +26,7 @@ from docker_transfer.platform import Platform, parse_platform
 from docker_transfer.reference import Reference, parse_reference, validate_tag
 from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.transport import TransportOptions
+from docker_transfer.report import human_size
 
 
 def _destination(source: Reference, text: str, extra_tags: tuple[str, ...]) -> tuple[Reference, list[str]]:
@@ -118,9 +117,8 @@ async def _copy(
     verbose: int,
     force: bool,
 ) -> CopyResult:
-    client, store = build_client(transport)
-    register_secrets(store.secrets)
-    setup_logging(verbose, store.secrets)
+    client, _ = build_client(transport)
+    setup_logging(verbose)
     async with client:
         if tags and not force:
             held = await _already_there(client, src, dest, tags, platforms)

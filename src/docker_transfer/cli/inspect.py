@@ -10,8 +10,6 @@ import click
 from docker_transfer.cli.common import (
     build_client,
     build_transport,
-    human_size,
-    register_secrets,
     run_async,
     setup_logging,
     transport_options,
@@ -22,6 +20,7 @@ from docker_transfer.reference import Reference, parse_reference
 from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.manifests import get_manifest
 from docker_transfer.registry.transport import TransportOptions
+from docker_transfer.report import human_size
 
 
 def _image_size(image: Manifest) -> int:
@@ -29,9 +28,8 @@ def _image_size(image: Manifest) -> int:
 
 
 async def _describe(ref: Reference, transport: TransportOptions, verbose: int) -> dict[str, object]:
-    client, store = build_client(transport)
-    register_secrets(store.secrets)
-    setup_logging(verbose, store.secrets)
+    client, _ = build_client(transport)
+    setup_logging(verbose)
     async with client:
         top = await client.retry.call(lambda: get_manifest(client, ref))
         doc: dict[str, object] = {

@@ -23,7 +23,6 @@ from docker_transfer.cli.common import (
     build_transport,
     parse_duration,
     redact,
-    register_secrets,
     setup_logging,
     transport_options,
 )
@@ -282,8 +281,7 @@ def sync_command(
     if credential is not None:
         explicit[Reference(registry=target.registry, repository="x").api_host] = credential
     client, store = build_client(transport, explicit)
-    register_secrets(store.secrets)
-    setup_logging(verbose, store.secrets)
+    setup_logging(verbose)
 
     def redact_text(text: str) -> str:
         return redact(text, [*store.secrets(), *read_secrets])

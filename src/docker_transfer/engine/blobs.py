@@ -30,7 +30,6 @@ from docker_transfer.registry.upload import (
     upload_monolithic,
 )
 
-READ_CHUNK = 1024 * 1024
 MAX_RESUMES = 5
 MONOLITHIC_REFUSED = frozenset({405, 411, 413, 501})
 log = logging.getLogger(__name__)
