@@ -21,6 +21,7 @@ from docker_transfer.engine.blobs import BlobTracker
 from docker_transfer.engine.check import destination_state, source_digest
 from docker_transfer.engine.copy import Copier, CopyResult
 from docker_transfer.errors import UsageError
+from docker_transfer.manifest import platforms_of
 from docker_transfer.plan import is_unchanged
 from docker_transfer.platform import Platform, parse_platform
 from docker_transfer.reference import Reference, parse_reference, validate_tag
@@ -140,7 +141,7 @@ async def _already_there(
     )
     if held is None or not is_unchanged(digest, platforms, before, held):
         return None
-    present = tuple(str(c.platform) for c in held.manifests if c.platform and not c.is_attestation)
+    present = tuple(map(str, platforms_of(held))) if held.is_index else ()
     return CopyResult(
         source=str(src),
         destination=dest.name,

@@ -20,7 +20,7 @@ from docker_transfer.engine.blobs import BlobTracker
 from docker_transfer.engine.check import destination_state, source_digest
 from docker_transfer.engine.copy import Copier, CopyResult, ResolvedImage
 from docker_transfer.errors import DockerTransferError, ImageTimeoutError, RateLimitedError
-from docker_transfer.manifest import Manifest
+from docker_transfer.manifest import Manifest, platforms_of
 from docker_transfer.plan import Job, is_unchanged
 from docker_transfer.registry.blobs import blob_exists
 from docker_transfer.registry.client import RegistryClient
@@ -185,7 +185,7 @@ class Syncer:
         )
         if not unchanged:
             return _Pending(source_digest, before)
-        present = _platforms_of(held) if held is not None else ()
+        present = tuple(map(str, platforms_of(held))) if held is not None and held.is_index else ()
         arch = dict(job.arch_tags)
         took = time.monotonic() - started
         return [
@@ -269,12 +269,6 @@ class _Pending:
 
     source_digest: str
     before: dict[str, str | None]
-
-
-def _platforms_of(manifest: Manifest) -> tuple[str, ...]:
-    if not manifest.is_index:
-        return ()
-    return tuple(str(c.platform) for c in manifest.manifests if c.platform and not c.is_attestation)
 
 
 async def _once(cache: dict[K, asyncio.Future[T]], key: K, make: Callable[[], Awaitable[T]]) -> T:
