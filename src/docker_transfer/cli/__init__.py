@@ -2,29 +2,49 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from docker_transfer import __version__
 from docker_transfer.cli.common import run_guarded
-from docker_transfer.cli.copy import copy_command
-from docker_transfer.cli.inspect import inspect_command
-from docker_transfer.cli.report_cmd import report_group
-from docker_transfer.cli.sync import sync_command, validate_command
+
+# name -> "module:attribute". A subcommand's module (and what it imports) loads only when that
+# subcommand runs, or when the group's help lists them all: `copy` does not pay for `sync`.
+SUBCOMMANDS = {
+    "copy": "docker_transfer.cli.copy:copy_command",
+    "inspect": "docker_transfer.cli.inspect:inspect_command",
+    "report": "docker_transfer.cli.report_cmd:report_group",
+    "sync": "docker_transfer.cli.sync:sync_command",
+    "validate": "docker_transfer.cli.sync:validate_command",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every subcommand name, sorted."""
+        return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The subcommand, importing its module the first time."""
+        if cmd_name not in self.commands and cmd_name in SUBCOMMANDS:
+            module, attribute = SUBCOMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command):  # pragma: no cover - a wrong table entry
+                raise TypeError(f"{SUBCOMMANDS[cmd_name]} is not a click command")
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, prog_name="docker-transfer")
 def cli() -> None:
     """Mirror container images between registries, only the platforms you choose."""
-
-
-cli.add_command(copy_command)
-cli.add_command(inspect_command)
-cli.add_command(report_group)
-cli.add_command(sync_command)
-cli.add_command(validate_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import time
 
 import click
 
+from docker_transfer.cli.bars import ByteProgress
 from docker_transfer.cli.common import (
     build_client,
     build_transport,
@@ -16,7 +17,6 @@ from docker_transfer.cli.common import (
     setup_logging,
     transport_options,
 )
-from docker_transfer.cli.progress import ByteProgress
 from docker_transfer.engine.blobs import BlobTracker
 from docker_transfer.engine.check import destination_state, source_digest
 from docker_transfer.engine.copy import Copier, CopyResult

@@ -8,32 +8,26 @@
   images scroll above the bars. ``NO_COLOR`` (https://no-color.org) turns colour off, not the bars.
 - ``plain`` (anything else, e.g. a pipe or a CI log): one line per event on stderr.
 
-:class:`ByteProgress` is the single-image bar of ``docker-transfer copy``.
+rich is imported only when its bars are drawn (start-up time, see ``docker_transfer._startup``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.text import Text
 
+from docker_transfer.cli.bars import byte_bars
 from docker_transfer.engine.sync import SyncEvents
 from docker_transfer.plan import Job
 from docker_transfer.report import TagResult, human_duration, human_size
 from docker_transfer.summary import ENDGROUP, group_command, image_status, inert
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
 
 Display = Literal["quiet", "github", "rich", "plain"]
 Redactor = Callable[[str], str]
@@ -152,15 +146,7 @@ class RichEvents(SyncEvents):
         self.finished = 0
         self.console = console
         self._redact = redact
-        self._progress = Progress(
-            TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
+        self._progress = byte_bars(console, markup=False)
         self._overall = self._progress.add_task(self._overall_label(), total=None)
         self._sized = 0
         self._tasks: dict[int, TaskID] = {}
@@ -197,6 +183,8 @@ class RichEvents(SyncEvents):
         self._progress.update(self._overall, description=self._overall_label())
         line = self._redact(image_line(job, results, f"{self.finished}/{self.total}"))
         status = image_status(results) if results else "failed"
+        from rich.text import Text  # noqa: PLC0415 - rich only when bars are drawn
+
         self._progress.console.print(Text(line, style=STATUS_STYLES.get(status, "")), soft_wrap=True)
 
     def __enter__(self) -> RichEvents:
@@ -207,38 +195,3 @@ class RichEvents(SyncEvents):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._progress.stop()
-
-
-class ByteProgress:
-    """A byte counter shown as a bar when ``enabled`` (stderr is a TTY)."""
-
-    def __init__(self, *, enabled: bool, total: int, label: str) -> None:
-        self._progress: Progress | None = None
-        self._task: TaskID | None = None
-        if enabled:
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._task = self._progress.add_task(label, total=total)
-
-    def advance(self, n: int) -> None:
-        """Count ``n`` more bytes (negative after a retry rewinds)."""
-        if self._progress is not None and self._task is not None:
-            self._progress.advance(self._task, n)
-
-    def __enter__(self) -> ByteProgress:
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._progress is not None:
-            self._progress.stop()

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from docker_transfer.cli.common import (
     all_secrets,
@@ -174,6 +173,8 @@ def _events(
     if display == "github":
         return GitHubEvents(total, redact, before_output=before)
     if display == "rich":
+        from rich.console import Console  # noqa: PLC0415 - rich only when bars are drawn
+
         console = Console(stderr=True, no_color=no_color(os.environ))
         return RichEvents(total, console, redact)
     if display == "plain":
