@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,39 @@ def test_stand_in_is_not_installed_after_httpx() -> None:
         "assert not isinstance(sys.modules['httpx._main'], s._DeferredHttpxCli)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_console_exit_keeps_output_and_exit_code(tmp_path: Path) -> None:
+    """``leave`` skips the interpreter's teardown: output must still be whole, codes exact."""
+    in_process = subprocess.run(
+        [sys.executable, "-c", "from docker_transfer.cli import main; main(['sync', '--help'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    argv = [sys.executable, "-m", "docker_transfer", "sync", "--help"]
+    console = subprocess.run(argv, capture_output=True, text=True, check=True)
+    assert console.stdout == in_process.stdout and len(console.stdout) > 1000
+
+    bad = tmp_path / "images.json"
+    bad.write_text('[{"source": "nginx", "target": "nginx", "tags": ["x"],}]')
+    done = subprocess.run(
+        [sys.executable, "-m", "docker_transfer", "validate", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "line 1" in done.stderr
+
+
+def test_console_exit_into_a_closed_pipe_is_quiet() -> None:
+    done = subprocess.run(
+        f"{sys.executable} -m docker_transfer sync --help | head -c 10",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.stdout == "Usage: doc"
+    assert done.stderr == ""
