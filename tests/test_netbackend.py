@@ -16,8 +16,9 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 import trustme
+from httpcore._async.http11 import AsyncHTTP11Connection
 
-from docker_transfer.registry.netbackend import AsyncioBackend
+from docker_transfer.registry.netbackend import READ_SIZE, AsyncioBackend
 from docker_transfer.registry.transport import DeferredTrustContext, TransportOptions
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -194,3 +195,20 @@ def test_ssl_cert_file_replaces_the_system_bundle(
     ctx = TransportOptions.create([], use_env=False).ssl_context()
     ctx.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="registry.example")
     assert ctx.cert_store_stats()["x509_ca"] == 1
+
+
+async def test_plain_tcp_reads_are_read_size() -> None:
+    """asyncio's transport is told to recv READ_SIZE, matching httpcore's READ_NUM_BYTES."""
+
+    async def idle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    async with serve(idle) as url:
+        TransportOptions.create([], use_env=False).build_client()
+        port = int(url.rsplit(":", 1)[1])
+        stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=5)
+        try:
+            assert stream._transport.max_size == READ_SIZE  # type: ignore[attr-defined]
+            assert AsyncHTTP11Connection.READ_NUM_BYTES == READ_SIZE
+        finally:
+            await stream.aclose()

@@ -30,8 +30,12 @@ from httpcore import AsyncNetworkBackend, AsyncNetworkStream
 
 SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
+# Bytes per socket read: httpcore asks for this much (transport.py sets its READ_NUM_BYTES) and
+# asyncio's plain-TCP transport is told to recv as much (its own default is 256 KiB). Fewer,
+# larger pieces cut the client's CPU per blob (docs/performance.md).
+READ_SIZE = 1024 * 1024
 # Stop reading from the kernel while this much is received and not yet consumed.
-HIGH_WATER = 1024 * 1024
+HIGH_WATER = 2 * READ_SIZE
 
 
 class _Pipe(asyncio.Protocol):
@@ -251,6 +255,8 @@ class AsyncioBackend(AsyncNetworkBackend):
         for option in socket_options or ():
             if sock is not None:
                 sock.setsockopt(*option)
+        if isinstance(getattr(transport, "max_size", None), int):
+            transport.max_size = READ_SIZE  # type: ignore[attr-defined]
         return AsyncioStream(pipe, transport)
 
     async def sleep(self, seconds: float) -> None:
