@@ -131,7 +131,8 @@ def markdown(
     out = [
         BEGIN,
         "",
-        f"Measured {machine['date']} with `{command}` ({runs} run(s) per contender, medians; "
+        f"Measured {machine['date']} with `{command}` (medians of the runs listed per contender, "
+        f"{runs} unless the row shows more; "
         f"whole run {elapsed / 60:.1f} min).",
         "",
         "`time ÷ ours` > 1 means that contender took longer than ours. `cpu_s` is the user + system CPU of",
