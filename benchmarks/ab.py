@@ -18,8 +18,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from benchmarks.contenders import curl_limit, seed_loop
-from benchmarks.env import Workspace, log, measured_cpu, registry, run_timed
+from benchmarks.contenders import _skopeo_copy, curl_limit, seed_loop
+from benchmarks.env import Workspace, clear_blob_info_cache, log, measured_cpu, registry, run_timed
 from benchmarks.images import BuiltImage, build_image
 from benchmarks.scenarios import ARCHES, CHOSEN, PLATFORMS3, MiB, rotated, template
 from devtools.images import RegistryPusher
@@ -54,6 +54,13 @@ def _run_one(
     repo, tag = REPO, TAG
     if name == "curl":
         return curl_limit(src.host, dst.host, repo, tag, image, CHOSEN).seconds
+    if name == "skopeo" and src.tls:
+        # The seed's per-arch copies only: its manifest-list PUT is plain-http curl here.
+        clear_blob_info_cache()
+        return sum(
+            _skopeo_copy(f"{src.host}/{repo}:{tag}", f"{dst.host}/{repo}:{tag}-{a}", a).seconds
+            for a in ARCHES
+        )
     if name == "skopeo":
         return seed_loop(src.host, dst.host, [(repo, tag, repo)], [tag], ARCHES).seconds
     argv = [
@@ -76,7 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--curl", action="store_true", help="add the raw limit (curl pipes)")
     parser.add_argument("--skopeo", action="store_true", help="add the seed's skopeo copies")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="both registries serve HTTPS (not with --curl; skopeo then runs its two copies only)",
+    )
     args = parser.parse_args(argv)
+    if args.tls and args.curl:
+        parser.error("--tls: the curl pipes speak plain http")
     variants = dict(_variant(v) for v in args.variant) or {"ours": {}}
     names = [*variants, *(["curl"] if args.curl else []), *(["skopeo"] if args.skopeo else [])]
     wall: dict[str, list[float]] = {n: [] for n in names}
@@ -92,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         with template(ws, "ab", fill) as (storage, image):
             for i in range(args.runs):
                 for name in rotated(names, i):
-                    with registry(ws, "src", storage) as src, registry(ws, "dst") as dst:
+                    with (
+                        registry(ws, "src", storage, tls=args.tls) as src,
+                        registry(ws, "dst", tls=args.tls) as dst,
+                    ):
                         used: dict[str, float] = {}
                         before = _registry_cpu(src, dst)
                         with measured_cpu(used):
