@@ -41,6 +41,8 @@ def _extras(row: Row) -> str:
 
 def _ratio(result: ScenarioResult, row: Row) -> str:
     base = {"cold": "ours", "many": "ours", "memory": "ours", "rerun": "ours sync"}.get(result.name)
+    if result.name == "many" and row.contender.endswith(" rerun"):
+        base = "ours rerun"  # reruns compare with ours' rerun
     if base is None or row.contender == base:
         return ""
     ours = result.row(base).median
