@@ -12,6 +12,7 @@ import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -212,3 +213,34 @@ async def test_plain_tcp_reads_are_read_size() -> None:
             assert AsyncHTTP11Connection.READ_NUM_BYTES == READ_SIZE
         finally:
             await stream.aclose()
+
+
+async def test_tls_large_body_to_a_slow_reader_is_exact(tmp_path: Path) -> None:
+    """Over TLS the read-ahead pauses the TLS transport; the bytes still arrive whole and in order."""
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    payload = os.urandom(12 * 1024 * 1024)
+
+    async def send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response(payload))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(send, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    options = TransportOptions.create([], ca_cert=str(bundle), use_env=False)
+    try:
+        async with options.build_client() as http, http.stream("GET", f"https://127.0.0.1:{port}/") as got:
+            received = bytearray()
+            async for piece in got.aiter_raw():
+                received += piece
+                if len(received) < 4 * 1024 * 1024:
+                    await asyncio.sleep(0.01)  # slower than the socket: the read-ahead fills and pauses
+        assert bytes(received) == payload
+    finally:
+        server.close()
+        await server.wait_closed()

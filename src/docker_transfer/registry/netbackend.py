@@ -54,7 +54,7 @@ class _Pipe(asyncio.Protocol):
         self.drain_waiter: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Keep the transport (asyncio hands a plain or a TLS one)."""
+        """Keep the (plain TCP or Unix) transport; ``start_tls`` replaces it with the TLS one."""
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
@@ -189,6 +189,9 @@ class AsyncioStream(AsyncNetworkStream):
         if transport is None:  # pragma: no cover - only for server-side protocols
             raise httpcore.ConnectError("TLS upgrade failed")
         assert isinstance(transport, asyncio.Transport)
+        # start_tls does not call connection_made again: flow control now goes through the
+        # TLS transport (pausing it stops decryption, and the TLS layer then pauses the socket).
+        self._pipe.transport = transport
         return AsyncioStream(self._pipe, transport)
 
     def get_extra_info(self, info: str) -> Any:
