@@ -1,4 +1,4 @@
-"""rich byte bars, imported only when stderr is a terminal (start-up time: ``docker_transfer._startup``).
+"""rich byte bars; rich itself is imported only when bars are drawn (start-up time: ``_startup.py``).
 
 :class:`ByteProgress` is the single-image bar of ``docker-transfer copy``; :func:`byte_bars`
 also draws ``sync``'s bars (``cli/progress.py``).

@@ -2,8 +2,8 @@
 
 httpcore (under httpx) reads and writes through a pluggable *network backend*. Its default
 on asyncio goes through anyio, which opens a cancel scope and a deadline for every single
-read and write. A blob stream is thousands of 256 KiB reads and writes, and in the cold-copy
-profile that bookkeeping cost more CPU than the socket calls themselves
+read and write. A blob stream is hundreds of reads and writes per 100 MiB, and in the
+cold-copy profile that bookkeeping cost more CPU than the socket calls themselves
 (docs/performance.md). This backend keeps httpx, httpcore and h11 as they are (requests,
 pooling, proxies, TLS settings, HTTP parsing) and only replaces the byte pipe underneath:
 an :class:`asyncio.Protocol` with a queue of received chunks. A timer is armed only when a
