@@ -192,6 +192,11 @@ class AsyncioStream(AsyncNetworkStream):
         # start_tls does not call connection_made again: flow control now goes through the
         # TLS transport (pausing it stops decryption, and the TLS layer then pauses the socket).
         self._pipe.transport = transport
+        # asyncio's TLS layer also reads at most 256 KiB per socket read; match READ_SIZE.
+        # (The attribute is asyncio's; without it the default stays.)
+        tls = getattr(transport, "_ssl_protocol", None)
+        if isinstance(getattr(tls, "max_size", None), int):
+            tls.max_size = READ_SIZE  # type: ignore[union-attr]
         return AsyncioStream(self._pipe, transport)
 
     def get_extra_info(self, info: str) -> Any:
