@@ -7,8 +7,10 @@ Every test talks to a real asyncio server on 127.0.0.1 through the client
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -246,5 +248,58 @@ async def test_tls_large_body_to_a_slow_reader_is_exact(tmp_path: Path) -> None:
         # asyncio's TLS layer delivers up to READ_SIZE at once (its own default is 256 KiB).
         assert largest > 256 * 1024
     finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_dead_first_address_does_not_hold_up_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Happy eyeballs: the next address is tried after 0.25 s, not after the connect timeout.
+
+    The first address is a real listener on 127.0.0.2 whose accept queue is full, so the kernel
+    drops our SYN (a black hole); the second is a server on 127.0.0.1. Only the name resolution
+    is scripted, to return both for one host name.
+    """
+    served = asyncio.Event()
+
+    async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served.set()
+        writer.close()
+
+    server = await asyncio.start_server(hello, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hole = socket.socket()
+    hole.bind(("127.0.0.2", port))
+    hole.listen(0)
+    fillers = []
+    for _ in range(4):  # never accepted: the queue fills and later SYNs are dropped
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.2", port))
+        fillers.append(filler)
+    await asyncio.sleep(0.1)
+    loop = asyncio.get_running_loop()
+    stream_type, proto = socket.SOCK_STREAM, socket.IPPROTO_TCP
+    answers = [
+        (socket.AF_INET, stream_type, proto, "", ("127.0.0.2", port)),
+        (socket.AF_INET, stream_type, proto, "", ("127.0.0.1", port)),
+    ]
+
+    async def resolve(host: str, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        assert host == "dual.registry.test"
+        return answers  # type: ignore[return-value]
+
+    monkeypatch.setattr(loop, "getaddrinfo", resolve)
+    try:
+        started = loop.time()
+        stream = await AsyncioBackend().connect_tcp("dual.registry.test", port, timeout=5)
+        took = loop.time() - started
+        await stream.aclose()
+        await asyncio.wait_for(served.wait(), 2)
+        assert took < 2, f"connect took {took:.2f} s"
+    finally:
+        for filler in fillers:
+            filler.close()
+        hole.close()
         server.close()
         await server.wait_closed()

@@ -34,6 +34,8 @@ SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple
 # asyncio's plain-TCP transport is told to recv as much (its own default is 256 KiB). Fewer,
 # larger pieces cut the client's CPU per blob (docs/performance.md).
 READ_SIZE = 1024 * 1024
+# Seconds before the next address of a host is tried in parallel (RFC 8305's recommendation).
+HAPPY_EYEBALLS_DELAY = 0.25
 # Stop reading from the kernel while this much is received and not yet consumed.
 HIGH_WATER = 2 * READ_SIZE
 
@@ -232,7 +234,10 @@ class AsyncioBackend(AsyncNetworkBackend):
         pipe = _Pipe(loop)
         try:
             async with asyncio.timeout(timeout):
-                transport, _ = await loop.create_connection(lambda: pipe, host, port, local_addr=local)
+                # Happy eyeballs (RFC 8305) as anyio does: a dead IPv6 route does not hold up IPv4.
+                transport, _ = await loop.create_connection(
+                    lambda: pipe, host, port, local_addr=local, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY
+                )
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"connect to {host}:{port} timed out after {timeout} s") from None
         except OSError as exc:
