@@ -11,6 +11,7 @@ import ipaddress
 import os
 import socket
 import ssl
+import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,7 +138,9 @@ class TransportOptions:
         )
         mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
         for host in sorted(self.insecure_hosts):
-            mounts[f"https://{host}"] = httpx.AsyncHTTPTransport(verify=False, limits=limits)
+            # A mount replaces httpx's proxy mounts for this host: give it the proxy itself.
+            proxy = https_proxy_for(host)
+            mounts[f"https://{host}"] = httpx.AsyncHTTPTransport(verify=False, limits=limits, proxy=proxy)
         client = httpx.AsyncClient(
             verify=self.ssl_context(),
             timeout=timeout,
@@ -154,6 +157,15 @@ class TransportOptions:
                 if transport is not None:
                     use_asyncio_backend(transport)
         return client
+
+
+def https_proxy_for(host: str) -> str | None:
+    """The ``HTTPS_PROXY`` (or ``ALL_PROXY``) for ``https://host``; None when ``NO_PROXY`` exempts it."""
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get("https") or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(host):
+        return None
+    return proxy
 
 
 class DeferredTrustContext(ssl.SSLContext):
