@@ -100,3 +100,15 @@ def test_console_exit_into_a_closed_pipe_is_quiet() -> None:
     )
     assert done.stdout == "Usage: doc"
     assert done.stderr == ""
+
+
+def test_sniffio_is_installed_for_httpcore() -> None:
+    """httpcore imports sniffio for every lock and event; missing, each import searches sys.path."""
+    code = (
+        "import asyncio, sniffio\n"
+        "async def main():\n"
+        "    return sniffio.current_async_library()\n"
+        "print(asyncio.run(main()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "asyncio"
