@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -294,8 +295,11 @@ def test_tls_is_not_inferred_for_loopback(
 def test_console_script_entry_point(registry_factory: RegistryFactory) -> None:
     reg = registry_factory()
     single = push_single(reg.url, "one", "1")
+    # The venv's own script, next to this interpreter: PATH may hold none (a fresh clone, env -i).
+    script = Path(sys.executable).parent / "docker-transfer"
+    assert script.is_file(), f"{script} missing: the package is not installed in this environment"
     proc = subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        ["docker-transfer", "inspect", f"{reg.host}/one:1", "--insecure-registry", reg.host],
+        [str(script), "inspect", f"{reg.host}/one:1", "--insecure-registry", reg.host],
         capture_output=True,
         text=True,
         timeout=60,
