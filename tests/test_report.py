@@ -240,6 +240,29 @@ def test_merge_reports() -> None:
     assert len(a.results) == 2  # inputs untouched
 
 
+def test_merge_reports_follows_the_config_order() -> None:
+    # Two shards, each in its own config order; the config lists ubuntu, then nginx (latest, 1.0).
+    ns = "acr.example/team/mirror"
+    a = Report(started=T0)
+    a.add(TagResult(NGINX, f"{ns}/nginx", "latest", "copied"))
+    a.add(TagResult(NGINX, f"{ns}/nginx", "1.0", "copied"))
+    a.add(TagResult(NGINX, f"{ns}/zzz-not-in-config", "1", "copied"))
+    b = Report(started=T0)
+    b.add(TagResult(NGINX, f"{ns}/apps/ubuntu", "22.04", "copied"))
+    b.add(TagResult(NGINX, f"{ns}/aaa-not-in-config", "1", "copied"))
+    b.add(TagResult(NGINX, f"{ns}/ubuntu", "22.04", "copied"))
+    order = [("apps/ubuntu", "22.04"), ("ubuntu", "22.04"), ("nginx", "latest"), ("nginx", "1.0")]
+    merged = merge_reports([a, b], order)
+    assert [(r.target.removeprefix(ns + "/"), r.tag) for r in merged.results] == [
+        ("apps/ubuntu", "22.04"),  # the longest matching target wins over "ubuntu"
+        ("ubuntu", "22.04"),
+        ("nginx", "latest"),
+        ("nginx", "1.0"),
+        ("aaa-not-in-config", "1"),  # not in the config: last, sorted
+        ("zzz-not-in-config", "1"),
+    ]
+
+
 def test_merge_unfinished_reports() -> None:
     merged = merge_reports([Report(started=T0), Report(started=T0 + timedelta(seconds=1))])
     assert merged.finished is None

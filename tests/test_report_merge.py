@@ -192,3 +192,35 @@ def test_same_file_twice_counts_once(
     output = tmp_path / "merged.json"
     merge(capsys, str(shards[0]), str(shards[0]), "--output", str(output))
     assert len(json.loads(output.read_text())["results"]) == 2
+
+
+def test_merge_keeps_the_config_order(
+    shards: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entries = [
+        {"source": "redis:7", "target": "redis", "tags": ["7"], "architectures": ["amd64"]},
+        {"source": "ubuntu:22.04", "target": "ubuntu", "tags": ["22.04"], "architectures": ["amd64"]},
+        {"source": "nginx", "target": "nginx", "tags": ["latest"], "architectures": ["amd64"]},
+    ]
+    config = write(tmp_path / "images.json", json.dumps(entries))
+    output, summary = tmp_path / "merged.json", tmp_path / "summary.md"
+    args = ["--output", str(output), "--summary", str(summary), "--config", str(config)]
+    _, out, _ = merge(capsys, *map(str, shards), *args)
+    names = [r["target"].rsplit("/", 1)[1] for r in json.loads(output.read_text())["results"]]
+    assert names == ["redis", "ubuntu", "nginx"]  # sorted by name it would be nginx, redis, ubuntu
+    table = [line.split(":")[0] for line in out.splitlines() if line.startswith("acr.example/")]
+    assert table == ["acr.example/mirror/redis", "acr.example/mirror/ubuntu", "acr.example/mirror/nginx"]
+    headings = [line for line in summary.read_text().splitlines() if line.startswith("#### ")]
+    assert ["redis" in headings[0], "ubuntu" in headings[1], "nginx" in headings[2]] == [True] * 3
+
+
+def test_merge_with_a_broken_config_warns_and_sorts(
+    shards: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write(tmp_path / "images.json", "[{")
+    output = tmp_path / "merged.json"
+    code, _, err = merge(capsys, *map(str, shards), "--output", str(output), "--config", str(config))
+    assert code == 1  # redis failed, as without --config
+    assert f"warning: sorting by target and tag instead of the order of {config}" in err
+    names = [r["target"].rsplit("/", 1)[1] for r in json.loads(output.read_text())["results"]]
+    assert names == ["nginx", "redis", "ubuntu"]

@@ -164,18 +164,35 @@ class Report:
         return cls.from_dict(data)
 
 
-def merge_reports(reports: Sequence[Report]) -> Report:
+def merge_reports(reports: Sequence[Report], order: Sequence[tuple[str, str]] = ()) -> Report:
     """Combine reports of several runs (e.g. CI shards) into one.
 
     ``started`` is the earliest, ``finished`` the latest known (None if none
     finished); results are concatenated and sorted by target then tag, keeping
     input order among equal keys. Raises :class:`ValueError` for no reports.
+
+    ``order`` lists ``(target, tag)`` pairs as images.json has them (entries, then
+    each entry's tags): results follow it instead, so a merged summary reads like the
+    config. A pair's target matches the end of a result's ``registry/namespace/target``
+    (the longest match wins); results it does not list come last, by target and tag.
     """
     if not reports:
         raise ValueError("merge_reports needs at least one report")
     finished = [r.finished for r in reports if r.finished is not None]
     results = [result for report in reports for result in report.results]
-    results.sort(key=lambda r: (r.target, r.tag))
+    positions: dict[tuple[str, str], int] = {}
+    for position, pair in enumerate(order):
+        positions.setdefault(pair, position)
+
+    def key(result: TagResult) -> tuple[int, str, str]:
+        parts = result.target.split("/")
+        for start in range(len(parts)):
+            position = positions.get(("/".join(parts[start:]), result.tag))
+            if position is not None:
+                return position, "", ""
+        return len(positions), result.target, result.tag
+
+    results.sort(key=key)
     return Report(
         started=min(r.started for r in reports),
         finished=max(finished) if finished else None,

@@ -11,7 +11,8 @@ from typing import Any
 import click
 
 from docker_transfer.cli.sync import append_markdown, on_github_actions, write_report
-from docker_transfer.errors import EXIT_FAILED, EXIT_OK, UsageError
+from docker_transfer.config import load_config
+from docker_transfer.errors import EXIT_FAILED, EXIT_OK, DockerTransferError, UsageError
 from docker_transfer.report import Report, merge_reports, render_table
 from docker_transfer.summary import (
     error_command,
@@ -39,7 +40,15 @@ def report_group() -> None:
     help='Append the Markdown job summary to this file (e.g. "$GITHUB_STEP_SUMMARY").',
 )
 @click.option("--title", default="docker-transfer sync", show_default=True, help="The summary's headline.")
-def merge_command(paths: tuple[str, ...], output: str | None, summary_path: str | None, title: str) -> int:
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    help="List images and tags in this images.json's order (default: sorted by target and tag).",
+)
+def merge_command(
+    paths: tuple[str, ...], output: str | None, summary_path: str | None, title: str, config_path: str | None
+) -> int:
     """Merge the reports of several shards (e.g. a CI matrix) into one.
 
     Prints the merged table; writes the merged JSON (--output) and appends a
@@ -51,7 +60,7 @@ def merge_command(paths: tuple[str, ...], output: str | None, summary_path: str 
     """
     reports, documents, missing = _read_reports(list(dict.fromkeys(paths)))
     if reports:
-        merged = merge_reports(reports)
+        merged = merge_reports(reports, _config_order(config_path))
     else:
         now = datetime.now(UTC)
         merged = Report(started=now, finished=now)
@@ -68,6 +77,23 @@ def merge_command(paths: tuple[str, ...], output: str | None, summary_path: str 
         if github:
             click.echo(error_command("missing report", f"{path}: {MISSING_HINT}"), err=True)
     return EXIT_FAILED if merged.failed or missing else EXIT_OK
+
+
+def _config_order(path: str | None) -> list[tuple[str, str]]:
+    """``(target, tag)`` in the order of images.json; a config that cannot be read only warns.
+
+    The order is cosmetic: a broken images.json (its shards failed with the reason) must not
+    cost the merged report too.
+    """
+    if path is None:
+        return []
+    try:
+        config = load_config(path)
+    except DockerTransferError as exc:
+        first = str(exc).splitlines()[0]
+        click.echo(f"warning: sorting by target and tag instead of the order of {path}: {first}", err=True)
+        return []
+    return [(entry.target, tag) for entry in config.entries for tag in entry.destination_tags()]
 
 
 def _read_reports(paths: list[str]) -> tuple[list[Report], list[dict[str, Any]], list[str]]:
