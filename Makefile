@@ -22,10 +22,11 @@ system-deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+# The runtime dependencies at the workflow's pinned versions, so the tests run what CI installs.
+$(VENV)/.installed: pyproject.toml requirements/workflow.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --constraint requirements/workflow.txt -e '.[test]'
 	touch $@
 
 venv: $(VENV)/.installed

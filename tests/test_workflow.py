@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-WORKFLOW = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "syncImage.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW = ROOT / ".github" / "workflows" / "syncImage.yaml"
 
 
 def load() -> dict[str, Any]:
@@ -81,14 +82,14 @@ def test_actionlint_catches_a_broken_copy(tmp_path: Path) -> None:
     # The control: the same linter on a copy with an unquoted array and a wrong action input.
     text = WORKFLOW.read_text(encoding="utf-8")
     broken = text.replace('docker-transfer sync "${args[@]}"', "docker-transfer sync $args").replace(
-        "cache-dependency-path:", "cache-dependency-paths:"
+        "python-version:", "python-versions:"
     )
     assert broken != text
     bad = tmp_path / "broken.yaml"
     bad.write_text(broken, encoding="utf-8")
     done = run_actionlint(bad)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "cache-dependency-paths" in done.stdout
+    assert "python-versions" in done.stdout
     if tool("shellcheck"):
         assert "SC2128" in done.stdout or "SC2086" in done.stdout
 
@@ -128,12 +129,10 @@ def test_sync_job() -> None:
     uses = [s.get("uses", "") for s in job["steps"]]
     assert "actions/checkout@v4" in uses
     (python,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python@")]
-    assert python["with"] == {
-        "python-version": "3.11",
-        "cache": "pip",
-        "cache-dependency-path": "pyproject.toml",
-    }
-    assert any(s.get("run", "").strip() == "pip install ." for s in job["steps"])
+    assert python["with"] == {"python-version": "3.11"}
+    install = step_named(doc, "sync", "Install docker-transfer")["run"].strip()
+    assert install.endswith("--constraint requirements/workflow.txt .")
+    assert (ROOT / "requirements" / "workflow.txt").is_file()
     sync = step_named(doc, "sync", "Sync")
     for name in ("ALIYUN_USERNAME", "ALIYUN_PASSWORD", "ALIYUN_NAMESPACE", "ALIYUN_REGISTRY"):
         assert sync["env"][name] == f"${{{{ secrets.{name} }}}}"
@@ -142,6 +141,18 @@ def test_sync_job() -> None:
     (upload,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@v4")]
     assert upload["if"] == "always()"
     assert upload["with"]["path"] == "report-${{ matrix.shard }}.json"
+
+
+def test_installs_are_pinned_and_uncached() -> None:
+    # Every job installs the same pinned versions; no job saves a cache the parallel shards would
+    # race to reserve ("Unable to reserve cache with key …").
+    doc = load()
+    for name, job in doc["jobs"].items():
+        for step in job["steps"]:
+            assert not step.get("uses", "").startswith("actions/cache"), name
+            assert "cache" not in step.get("with", {}), f"{name}: {step}"
+            if "pip install" in step.get("run", ""):
+                assert "--constraint requirements/workflow.txt" in step["run"], name
 
 
 def test_summary_job_merges_every_shard() -> None:
@@ -154,6 +165,7 @@ def test_summary_job_merges_every_shard() -> None:
     merge = step_named(doc, "summary", "Merge the reports into the job summary")
     assert "docker-transfer report merge" in merge["run"]
     assert '--summary "$GITHUB_STEP_SUMMARY"' in merge["run"]
+    assert "--config images.json" in merge["run"]
 
 
 def test_no_expression_is_pasted_into_a_script() -> None:
@@ -176,8 +188,12 @@ def script_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     fake = bin_dir / "docker-transfer"
     fake.write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > "$ARGS_FILE"\n')
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir(exist_ok=True)
     env = {
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "RUNNER_TEMP": str(runner_temp),
+        "GITHUB_ENV": str(tmp_path / "env.txt"),
         "ARGS_FILE": str(tmp_path / "args.txt"),
         "GITHUB_OUTPUT": str(tmp_path / "output.txt"),
         "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
@@ -265,8 +281,104 @@ def test_merge_script_lists_every_expected_report(tmp_path: Path) -> None:
         "reports/report-0.json",
         "reports/report-1.json",
         "reports/report-2.json",
+        "--config",
+        "images.json",
         "--output",
         "report.json",
         "--summary",
         str(tmp_path / "summary.md"),
     ]
+
+
+def test_merge_script_one_shard_does_not_repeat_its_summary(tmp_path: Path) -> None:
+    # The one sync job already put this very summary on its page: the merged report is still
+    # written and uploaded, but the run's page does not show the same summary twice.
+    script = step_named(load(), "summary", "Merge the reports into the job summary")["run"]
+    done = run_script(script, tmp_path, script_env(tmp_path, SHARDS="1"))
+    assert done.returncode == 0, done.stderr
+    args = (tmp_path / "args.txt").read_text().splitlines()
+    assert args == [
+        "report",
+        "merge",
+        "reports/report-0.json",
+        "--config",
+        "images.json",
+        "--output",
+        "report.json",
+    ]
+
+
+# --- source registry logins --------------------------------------------------------------------
+
+HUB_TOKEN = "dckr_pat_Secr3t-hub-4471"
+GHCR_TOKEN = "ghp_Secr3t-ghcr-9x2"
+
+
+def run_login(tmp_path: Path, **secrets: str) -> subprocess.CompletedProcess[str]:
+    script = step_named(load(), "sync", "Log in to the source registries")["run"]
+    names = ("DOCKERHUB_USERNAME", "DOCKERHUB_TOKEN", "GHCR_USERNAME", "GHCR_TOKEN")
+    env = script_env(tmp_path, **{name: secrets.get(name, "") for name in names})  # unset secrets: ""
+    return run_script(script, tmp_path, env)
+
+
+def test_login_step_env_comes_from_secrets() -> None:
+    step = step_named(load(), "sync", "Log in to the source registries")
+    for name in ("DOCKERHUB_USERNAME", "DOCKERHUB_TOKEN", "GHCR_USERNAME", "GHCR_TOKEN"):
+        assert step["env"][name] == f"${{{{ secrets.{name} }}}}"
+    names = [s.get("name") for s in steps(load(), "sync")]
+    assert names.index("Log in to the source registries") < names.index("Sync")
+
+
+def test_login_writes_a_docker_config_the_tool_reads(tmp_path: Path) -> None:
+    from docker_transfer.cli.sync import secrets_to_mask  # noqa: PLC0415
+    from docker_transfer.registry.credentials import DockerConfig, config_path  # noqa: PLC0415
+
+    done = run_login(
+        tmp_path,
+        DOCKERHUB_USERNAME="hubuser",
+        DOCKERHUB_TOKEN=HUB_TOKEN,
+        GHCR_USERNAME="octo",
+        GHCR_TOKEN=GHCR_TOKEN,
+    )
+    assert done.returncode == 0, done.stderr
+    for secret in (HUB_TOKEN, GHCR_TOKEN):
+        assert secret not in done.stdout + done.stderr
+    (line,) = (tmp_path / "env.txt").read_text().splitlines()
+    name, _, directory = line.partition("=")
+    assert name == "DOCKER_CONFIG" and directory.startswith(str(tmp_path / "runner-temp"))
+    path = config_path({"DOCKER_CONFIG": directory})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    docker = DockerConfig.load(path)
+    hub = docker.lookup("registry-1.docker.io")  # the host docker.io pulls really go to
+    assert hub is not None and (hub.username, hub.password) == ("hubuser", HUB_TOKEN)
+    ghcr = docker.lookup("ghcr.io")
+    assert ghcr is not None and (ghcr.username, ghcr.password) == ("octo", GHCR_TOKEN)
+    assert docker.lookup("quay.io") is None
+    # sync masks them on GitHub before printing anything
+    assert {HUB_TOKEN, GHCR_TOKEN} <= set(secrets_to_mask({"DOCKER_CONFIG": directory}))
+
+
+def test_login_without_secrets_stays_anonymous(tmp_path: Path) -> None:
+    done = run_login(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "anonymously" in done.stdout
+    assert not (tmp_path / "env.txt").exists()
+    assert list((tmp_path / "runner-temp").iterdir()) == []
+
+
+def test_login_with_only_docker_hub(tmp_path: Path) -> None:
+    from docker_transfer.registry.credentials import DockerConfig  # noqa: PLC0415
+
+    done = run_login(tmp_path, DOCKERHUB_USERNAME="hubuser", DOCKERHUB_TOKEN=HUB_TOKEN)
+    assert done.returncode == 0, done.stderr
+    directory = (tmp_path / "env.txt").read_text().strip().partition("=")[2]
+    docker = DockerConfig.load(Path(directory) / "config.json")
+    assert docker.lookup("docker.io") is not None and docker.lookup("ghcr.io") is None
+
+
+@pytest.mark.parametrize("given", ["DOCKERHUB_USERNAME", "DOCKERHUB_TOKEN", "GHCR_TOKEN"])
+def test_login_with_half_a_pair_fails(given: str, tmp_path: Path) -> None:
+    done = run_login(tmp_path, **{given: "something"})
+    assert done.returncode == 1
+    assert done.stdout.startswith("::error title=source credentials::set both ")
+    assert not (tmp_path / "env.txt").exists()
