@@ -45,7 +45,8 @@ def applies(requirement: Requirement) -> bool:
     # The workflow runs Python 3.11 on Linux; this suite runs 3.11+ on Linux too.
     if requirement.marker is None:
         return True
-    return requirement.marker.evaluate({**default_environment(), "extra": ""})
+    environment: dict[str, str] = {key: str(value) for key, value in default_environment().items()}
+    return requirement.marker.evaluate({**environment, "extra": ""})
 
 
 def test_lock_pins_every_runtime_dependency_within_pyproject_ranges() -> None:
@@ -82,7 +83,11 @@ def test_this_suite_runs_the_pinned_versions() -> None:
         pytest.skip("the pins are for the workflow's Python 3.11")
     pinned = pins(LOCK.read_text(encoding="utf-8"))
     installed = {key: Version(metadata.version(key)) for key in pinned}
-    differ = {key: f"{installed[key]} installed, {pinned[key]} pinned" for key in pinned if installed[key] != pinned[key]}
+    differ = {
+        key: f"{installed[key]} installed, {pinned[key]} pinned"
+        for key in pinned
+        if installed[key] != pinned[key]
+    }
     assert differ == {}, "reinstall with `make venv` (it installs the pins): " + repr(differ)
 
 
