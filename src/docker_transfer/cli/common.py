@@ -42,6 +42,7 @@ def transport_options(func: F) -> F:
             type=float,
             default=60.0,
             show_default=True,
+            metavar="SECONDS",
             help="Seconds without data before a read is abandoned (then retried).",
         ),
         click.option("-v", "--verbose", count=True, help="More log output (-vv for HTTP requests)."),

@@ -42,7 +42,7 @@ def _destination(source: Reference, text: str, extra_tags: tuple[str, ...]) -> t
     return dest.with_tag(tags[0]) if tags else dest, tags
 
 
-@click.command("copy")
+@click.command("copy", short_help="Copy one image between registries, only the platforms you choose.")
 @click.argument("source")
 @click.argument("destination")
 @click.option(

@@ -71,7 +71,9 @@ async def _child(client: RegistryClient, ref: Reference, desc: Descriptor) -> di
     return entry
 
 
-@click.command("inspect")
+@click.command(
+    "inspect", short_help="Show an image's digest, media type, and each platform's digest and size."
+)
 @click.argument("reference")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @transport_options

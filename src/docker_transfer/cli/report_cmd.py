@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from docker_transfer.cli import SuggestingGroup
 from docker_transfer.cli.sync import append_markdown, on_github_actions, write_report
 from docker_transfer.config import load_config
 from docker_transfer.errors import EXIT_FAILED, EXIT_OK, DockerTransferError, UsageError
@@ -25,9 +26,9 @@ from docker_transfer.summary import (
 MISSING_HINT = "no such file: did that shard crash or get cancelled before writing it?"
 
 
-@click.group("report")
+@click.group("report", cls=SuggestingGroup, short_help="Merge the JSON reports of sync runs (CI shards).")
 def report_group() -> None:
-    """Work with the JSON reports that ``sync --report`` writes."""
+    """Work with the JSON reports that sync --report writes."""
 
 
 @report_group.command("merge")

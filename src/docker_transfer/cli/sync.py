@@ -182,12 +182,25 @@ def _events(
     return QuietEvents()
 
 
-@click.command("sync")
+@click.command("sync", short_help="Mirror every image of images.json to a registry, incrementally.")
 @click.option(
-    "--config", "config_path", default="images.json", show_default=True, help="The images.json to mirror."
+    "--config",
+    "config_path",
+    default="images.json",
+    show_default=True,
+    metavar="PATH",
+    help="The images.json to mirror.",
 )
-@click.option("--target-registry", metavar="HOST[:PORT]", help="Destination registry (env TARGET_REGISTRY).")
-@click.option("--target-namespace", metavar="NS", help="Destination namespace (env TARGET_NAMESPACE).")
+@click.option(
+    "--target-registry",
+    metavar="HOST[:PORT]",
+    help="Destination registry (env TARGET_REGISTRY, else ALIYUN_REGISTRY, else ACR Hangzhou: see above).",
+)
+@click.option(
+    "--target-namespace",
+    metavar="NS",
+    help="Destination namespace (env TARGET_NAMESPACE, else ALIYUN_NAMESPACE).",
+)
 @click.option("--report", "report_path", metavar="PATH", help="Write the JSON report here (also on failure).")
 @click.option(
     "--dry-run", is_flag=True, help="Resolve everything read-only; write nothing to the destination."
@@ -212,7 +225,12 @@ def _events(
 @click.option(
     "--timeout", "run_timeout", default=None, metavar="DURATION", help="Stop the whole run after this long."
 )
-@click.option("--only", multiple=True, metavar="GLOB", help="Only entries whose target or source matches.")
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="GLOB",
+    help="Only entries whose target or source matches GLOB; repeatable (any of them matches).",
+)
 @click.option(
     "--shard",
     "shard_text",
@@ -255,6 +273,17 @@ def sync_command(
 
     Exit codes: 0 every entry copied or unchanged, 1 some entry failed,
     2 invalid config or usage (nothing contacted), 130 interrupted.
+
+    \b
+    Environment (a flag wins over its variable):
+      TARGET_REGISTRY   destination registry, else ALIYUN_REGISTRY,
+                        else registry.cn-hangzhou.aliyuncs.com (ACR Hangzhou)
+      TARGET_NAMESPACE  destination namespace, else ALIYUN_NAMESPACE
+      TARGET_USERNAME   destination login, with TARGET_PASSWORD;
+                        else ALIYUN_USERNAME with ALIYUN_PASSWORD
+      DOCKER_CONFIG     directory of Docker's config.json (default ~/.docker):
+                        the sources' logins and any other (docker login)
+      DT_INSECURE_REGISTRIES  comma-separated, like --insecure-registry
     """
     environ = os.environ
     github = on_github_actions(environ)
@@ -349,9 +378,14 @@ def _github_outputs(
         click.echo(redact_text(line), err=True)
 
 
-@click.command("validate")
+@click.command("validate", short_help="Check images.json without contacting any registry.")
 @click.option(
-    "--config", "config_path", default="images.json", show_default=True, help="The images.json to check."
+    "--config",
+    "config_path",
+    default="images.json",
+    show_default=True,
+    metavar="PATH",
+    help="The images.json to check.",
 )
 def validate_command(config_path: str) -> None:
     """Check images.json without contacting any registry (exit 2 listing every problem)."""
