@@ -8,11 +8,15 @@
   images scroll above the bars. ``NO_COLOR`` (https://no-color.org) turns colour off, not the bars.
 - ``plain`` (anything else, e.g. a pipe or a CI log): one line per event on stderr.
 
+``plain`` and ``github`` also print a progress line per image in flight every 30 s
+(``cli/ticker.py``), so a long layer is not silent in a log.
+
 rich is imported only when its bars are drawn (start-up time, see ``docker_transfer._startup``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import click
 
 from docker_transfer.cli.bars import byte_bars
+from docker_transfer.cli.ticker import ProgressTicker, interval_from
 from docker_transfer.engine.sync import SyncEvents
 from docker_transfer.plan import Job
 from docker_transfer.report import TagResult, human_duration, human_size
@@ -90,41 +95,84 @@ class QuietEvents(SyncEvents):
     """``-q``: nothing per image."""
 
 
-class PlainEvents(SyncEvents):
-    """One line on stderr when an image starts and one when it ends: readable in any log."""
+class _Ticking(SyncEvents):
+    """A progress line per image in flight every ``interval`` seconds (default: cli/ticker.py)."""
 
-    def __init__(self, total: int, redact: Redactor = _same) -> None:
+    def _start_ticker(self, interval: float | None) -> None:
+        self.ticker = ProgressTicker(self._progress_line, interval or interval_from(os.environ))
+
+    def _progress_line(self, line: str) -> None:
+        click.echo(line, err=True)
+
+    def job_sized(self, job: Job, total: int) -> None:
+        """Remember the image's size for its progress lines."""
+        self.ticker.sized(id(job), total)
+
+    def bytes_moved(self, job: Job, n: int) -> None:
+        """Count the image's bytes for its progress lines."""
+        self.ticker.moved(id(job), n)
+
+
+class PlainEvents(_Ticking):
+    """One line on stderr when an image starts and one when it ends: readable in any log.
+
+    In between, a progress line every ``interval`` seconds (bytes, rate, ETA).
+    """
+
+    def __init__(self, total: int, redact: Redactor = _same, interval: float | None = None) -> None:
         self.total = total
         self.finished = 0
         self._redact = redact
+        self._start_ticker(interval)
+
+    def _progress_line(self, line: str) -> None:
+        click.echo(self._redact(line), err=True)
 
     def job_started(self, job: Job) -> None:
         """``start     src -> dest``."""
         click.echo(self._redact(f"{'start':<9} {job.entry.source} -> {job.destination.name}"), err=True)
+        self.ticker.started(id(job), f"{job.entry.source} -> {job.destination.name}")
 
     def job_finished(self, job: Job, results: Sequence[TagResult]) -> None:
         """The image's status line, numbered ``[finished/total]``."""
+        self.ticker.finished(id(job))
         self.finished += 1
         click.echo(self._redact(image_line(job, results, f"{self.finished}/{self.total}")), err=True)
 
 
-class GitHubEvents(SyncEvents):
+class GitHubEvents(_Ticking):
     """Per finished image a ``::group::`` titled by its status line, holding one line per tag.
 
-    Images run concurrently, so a group is written whole when its image ends.
-    ``before_output`` runs first each time (the CLI masks newly read secrets there).
+    Images run concurrently, so a group is written whole when its image ends; until then a
+    progress line every ``interval`` seconds. ``before_output`` runs first each time (the CLI
+    masks newly read secrets there).
     """
 
     def __init__(
-        self, total: int, redact: Redactor = _same, before_output: Callable[[], None] | None = None
+        self,
+        total: int,
+        redact: Redactor = _same,
+        before_output: Callable[[], None] | None = None,
+        interval: float | None = None,
     ) -> None:
         self.total = total
         self.finished = 0
         self._redact = redact
         self._before = before_output
+        self._start_ticker(interval)
+
+    def _progress_line(self, line: str) -> None:
+        if self._before is not None:
+            self._before()
+        click.echo(inert(self._redact(line)), err=True)
+
+    def job_started(self, job: Job) -> None:
+        """Start the image's progress lines (its group comes when it ends)."""
+        self.ticker.started(id(job), f"{job.entry.source} -> {job.destination.name}")
 
     def job_finished(self, job: Job, results: Sequence[TagResult]) -> None:
         """Write the image's group."""
+        self.ticker.finished(id(job))
         if self._before is not None:
             self._before()
         self.finished += 1
