@@ -14,23 +14,78 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
 
-def byte_bars(console: Console, *, markup: bool = True) -> Progress:
-    """A transient rich ``Progress`` of labelled byte bars (size, speed, time left)."""
+LABEL_WIDTH = (12, 40)
+"""The narrowest and widest label column; a third of the terminal in between."""
+
+BAR_WIDTH = (5, 40)
+
+NUMBERS_WIDTH = 40
+"""The widest the other columns get, with a space before each and two spare columns:
+``1023.9/1023.9 MB`` (16), ``1023.9 MB/s`` (11), ``12:34:56`` (8)."""
+
+
+def layout(width: int) -> tuple[int, int]:
+    """The label and bar widths that keep one bar line within ``width`` columns."""
+    label = max(LABEL_WIDTH[0], min(LABEL_WIDTH[1], width // 3))
+    bar = max(BAR_WIDTH[0], min(BAR_WIDTH[1], width - label - NUMBERS_WIDTH))
+    overflow = label + bar + NUMBERS_WIDTH - width
+    if overflow > 0:  # a narrow terminal: the label gives way down to its minimum
+        label = max(LABEL_WIDTH[0], label - overflow)
+    return label, bar
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters in the middle (``registry.exa…/team/nginx``).
+
+    The middle goes because both ends tell images apart: the registry at the start, the
+    repository name at the end (which keeps the larger half).
+    """
+    if len(text) <= width:
+        return text
+    if width < 3:
+        return text[:width]
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+
+
+def byte_bars(console: Console) -> Progress:
+    """A transient rich ``Progress`` of labelled byte bars (size, speed, time left).
+
+    A bar line never wraps: the label is shortened in the middle and the bar narrowed to fit
+    the console's width, measured again at every refresh (a resized terminal follows).
+    Labels are plain text, never rich markup (an image name may hold ``[``).
+    """
     from rich.progress import (  # noqa: PLC0415 - rich only when bars are drawn
         BarColumn,
         DownloadColumn,
         Progress,
-        TextColumn,
+        ProgressColumn,
+        Task,
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
+    from rich.progress_bar import ProgressBar  # noqa: PLC0415
+    from rich.table import Column  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    class Label(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            return Text(shorten_middle(task.description, layout(console.width)[0]), no_wrap=True)
+
+    class FittedBar(BarColumn):
+        def render(self, task: Task) -> ProgressBar:
+            self.bar_width = layout(console.width)[1]
+            return super().render(task)
+
+    def fixed() -> Column:
+        return Column(no_wrap=True)
 
     return Progress(
-        TextColumn("{task.description}", markup=markup),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
+        Label(table_column=fixed()),
+        FittedBar(table_column=fixed()),
+        DownloadColumn(table_column=fixed()),
+        TransferSpeedColumn(table_column=fixed()),
+        TimeRemainingColumn(table_column=fixed()),
         console=console,
         transient=True,
     )

@@ -194,7 +194,7 @@ class RichEvents(SyncEvents):
         self.finished = 0
         self.console = console
         self._redact = redact
-        self._progress = byte_bars(console, markup=False)
+        self._progress = byte_bars(console)
         self._overall = self._progress.add_task(self._overall_label(), total=None)
         self._sized = 0
         self._tasks: dict[int, TaskID] = {}
