@@ -259,3 +259,19 @@ def test_install_script_uses_its_own_venv_and_the_pins(tmp_path: Path) -> None:
         f"{action_path}/requirements/workflow.txt",
         str(action_path),
     ]
+
+
+def test_the_documented_example_is_valid(tmp_path: Path) -> None:
+    # docs/github-actions.md shows how to call the action; that example must be a valid workflow
+    # and use only inputs and outputs the action has.
+    text = (ROOT / "docs" / "github-actions.md").read_text(encoding="utf-8")
+    section = text[text.index("## The reusable action") :]
+    example = section[section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml"))]
+    workflow = tmp_path / "example.yaml"
+    workflow.write_text("name: mirror\non: workflow_dispatch\n" + example, encoding="utf-8")
+    done = check_jsonschema("vendor.github-workflows", workflow)
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = yaml.safe_load(example)
+    (use,) = [s for s in doc["jobs"]["mirror"]["steps"] if s.get("uses", "").endswith("/docker-transfer@v1")]
+    assert set(use["with"]) <= set(load()["inputs"])
+    assert "steps.mirror.outputs.report" in example and use["id"] == "mirror"
