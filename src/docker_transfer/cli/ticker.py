@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -124,13 +123,3 @@ class ProgressTicker:
             return
         self.tick(key)
         state.timer = asyncio.get_running_loop().call_later(self.interval, self._scheduled, key)
-
-    def stop(self) -> None:
-        """Cancel every timer (the run ended)."""
-        for key in list(self._jobs):
-            self.finished(key)
-
-
-def from_environment(emit: Callable[[str], None]) -> ProgressTicker:
-    """A ticker with the interval of ``DT_PROGRESS_INTERVAL`` (default 30 s)."""
-    return ProgressTicker(emit, interval_from(os.environ))
