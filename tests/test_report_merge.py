@@ -156,7 +156,7 @@ def test_missing_report_annotated_on_github(
     ("content", "expected"),
     [
         ("{not json", "invalid report: line 1"),
-        (json.dumps({"version": 2, "started": "2025-01-01T00:00:00Z", "results": []}), "unsupported version"),
+        (json.dumps({"version": 3, "started": "2025-01-01T00:00:00Z", "results": []}), "unsupported version"),
         (json.dumps({"version": 1, "started": "yesterday", "results": []}), "not an ISO 8601 time"),
         (json.dumps([1, 2]), "expected a JSON object"),
         (b"\xff\xfe{".decode("latin-1"), "invalid report"),

@@ -18,6 +18,7 @@ import click
 
 from docker_transfer.cli.common import (
     all_secrets,
+    attestations_option,
     build_client,
     build_transport,
     parse_duration,
@@ -34,7 +35,7 @@ from docker_transfer.cli.progress import (
     choose_display,
     no_color,
 )
-from docker_transfer.config import Config, load_config
+from docker_transfer.config import AttestationMode, Config, load_config
 from docker_transfer.engine.sync import Syncer, SyncEvents, SyncOptions
 from docker_transfer.errors import EXIT_INTERRUPTED, DockerTransferError, UsageError
 from docker_transfer.plan import Job, Target, plan_jobs
@@ -227,6 +228,7 @@ def _events(
     help="Fetch nothing more from a registry whose stated pull quota is below N (those images fail).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress or per-image lines; the final table only.")
+@attestations_option
 @transport_options
 def sync_command(
     config_path: str,
@@ -242,6 +244,7 @@ def sync_command(
     shard_text: str | None,
     min_ratelimit: int | None,
     quiet: bool,
+    attestations: AttestationMode,
     insecure: tuple[str, ...],
     ca_cert: str | None,
     read_timeout: float,
@@ -271,6 +274,7 @@ def sync_command(
         run_timeout=parse_duration(run_timeout, "--timeout") if run_timeout else None,
         dry_run=dry_run,
         min_ratelimit=min_ratelimit,
+        attestations=attestations,
     )
     jobs = plan_jobs(config, target)
     in_config = len(jobs)
