@@ -6,8 +6,10 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from docker_transfer.config import parse_config
+from docker_transfer.config import AttestationMode, parse_config
 from docker_transfer.errors import UsageError
 from docker_transfer.manifest import (
     ABSENT_PLATFORMS_ANNOTATION,
@@ -20,7 +22,14 @@ from docker_transfer.manifest import (
     parse_manifest,
     select_platforms,
 )
-from docker_transfer.plan import Target, is_unchanged, plan_jobs, platforms_match, skipped_platforms
+from docker_transfer.plan import (
+    Target,
+    absent_from_source,
+    is_unchanged,
+    plan_jobs,
+    platforms_match,
+    skipped_platforms,
+)
 from docker_transfer.platform import Platform, parse_platform
 
 SRC = "sha256:" + "a" * 64
@@ -221,3 +230,16 @@ def test_plan_jobs_names_destinations_and_arch_tags() -> None:
 def test_target_requires_registry_and_namespace(registry: str, namespace: str, needle: str) -> None:
     with pytest.raises(UsageError, match=needle):
         Target(registry, namespace)
+
+
+@given(st.text(max_size=200), st.sampled_from(["keep", "drop", "auto"]), st.booleans())
+def test_any_annotation_text_from_the_destination_is_judged_without_error(
+    text: str, mode: AttestationMode, partial: bool
+) -> None:
+    """The destination's annotations are server text: whatever they hold, the check answers yes or no."""
+    doc = index([(AMD, AMD_P)], {SOURCE_DIGEST_ANNOTATION: SRC, ABSENT_PLATFORMS_ANNOTATION: text})
+    doc2 = index([(AMD, AMD_P)], {SOURCE_DIGEST_ANNOTATION: SRC, DROPPED_ARTIFACTS_ANNOTATION: text})
+    for held in (doc, doc2):
+        result = is_unchanged(SRC, WANT, {"1": held.digest}, held, partial_ok=partial, attestations=mode)
+        assert isinstance(result, bool)
+    assert isinstance(absent_from_source(doc, SRC), set)

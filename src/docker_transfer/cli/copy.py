@@ -98,12 +98,12 @@ def copy_command(
     result = run_async(
         _copy(src, dest, tags, platforms, transport, concurrency, verbose, force, attestations)
     )
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         click.echo(json.dumps(_as_dict(result), indent=2))
         return
     where = ", ".join(f"{dest.name}:{t}" for t in tags) or f"{dest.name}@{result.digest}"
-    for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
     if result.status == "unchanged":
         click.echo(f"unchanged {src} -> {where}\n  digest    {result.digest}")
         return
