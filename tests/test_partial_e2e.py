@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from devtools.faultproxy import Fault, FaultProxy
-from devtools.images import PushedImage, push_image
+from devtools.images import PushedImage, push_image, push_single
 from devtools.registry import LocalRegistry, RegistryFactory
 from docker_transfer.cli import main
 from docker_transfer.manifest import ABSENT_PLATFORMS_ANNOTATION, ACCEPT_MANIFESTS
@@ -134,3 +134,30 @@ def test_a_platform_the_source_does_not_list_is_skipped_recorded_and_the_rerun_i
     (result,) = report["results"]
     assert result["status"] == "unchanged" and result["skipped"] == ["linux/s390x"]
     assert hub.count("GET", r"/manifests/", mark) == 0
+
+
+def test_single_platform_image_rows_share_one_notation_and_its_partial_rerun_is_unchanged(
+    registry_factory: RegistryFactory, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    hub, dest = registry_factory(), registry_factory()
+    push_single(hub.url, "app", "1", platform="linux/arm64/v8")
+    entry = {"architectures": ["arm64", "s390x"], "allow_partial": True, "arch_tags": True}
+    code, report, out = sync(capsys, tmp_path, hub.host, dest, entry)
+    assert code == 0, out
+    assert [(r["tag"], r["status"], r["platforms"]) for r in report["results"]] == [
+        ("1", "copied", ["linux/arm64/v8"]),
+        ("1-arm64", "copied", ["linux/arm64/v8"]),
+    ]
+    assert report["results"][0]["skipped"] == ["linux/s390x"]
+
+    # the rerun reads the image's platform from the destination's config: never "-", and the
+    # unwritten 1-s390x tag is not demanded since the image is not s390x
+    mark = hub.mark()
+    code, report, out = sync(capsys, tmp_path, hub.host, dest, entry)
+    assert code == 0, out
+    assert [(r["tag"], r["status"], r["platforms"]) for r in report["results"]] == [
+        ("1", "unchanged", ["linux/arm64/v8"]),
+        ("1-arm64", "unchanged", ["linux/arm64/v8"]),
+    ]
+    assert hub.count("GET", r"/manifests/", mark) == 0
+    assert "mirror/app:1        unchanged  arm64/v8" in out
