@@ -140,6 +140,7 @@ def test_auto_publishes_without_refused_attestations_warns_and_remembers_the_hos
     assert "Warnings:" in out and ACR_WORDS in out
     markdown = summary.read_text()
     assert "### Warnings" in markdown and ACR_WORDS in markdown
+    assert "::warning title=" in err and ACR_WORDS in err
 
     # Rerun: the source digest annotation still decides; HEADs only at the source, nothing written.
     hub_mark, since = hub.mark(), len(proxy.records)

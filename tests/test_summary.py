@@ -28,6 +28,7 @@ from docker_transfer.summary import (
     ratelimits_from,
     render_summary,
     tightest_per_host,
+    warning_annotations,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -364,3 +365,7 @@ def test_skipped_platforms_and_warnings_have_their_own_lines() -> None:
     )
     assert "⚠️ Warning: acr refused" in text
     assert "Note:" not in text and "Failures" not in text
+    assert warning_annotations(report) == [
+        f"::warning title={escape_property(ACR + '/b')}::ghcr.io/a/b:1 -> {ACR}/b: acr refused "
+        "attestation/artifact manifests (DENIED: unknown manifest class | x)"
+    ]

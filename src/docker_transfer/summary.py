@@ -46,6 +46,11 @@ def error_command(title: str, message: str) -> str:
     return f"::error title={escape_property(title)}::{escape_data(message)}"
 
 
+def warning_command(title: str, message: str) -> str:
+    """``::warning title=<title>::<message>``: a warning annotation on the run's page."""
+    return f"::warning title={escape_property(title)}::{escape_data(message)}"
+
+
 def group_command(title: str) -> str:
     """``::group::<title>``: starts a collapsible group in the log (end it with :data:`ENDGROUP`)."""
     return f"::group::{escape_data(title)}"
@@ -149,6 +154,16 @@ def error_annotations(report: Report) -> list[str]:
         message = f"{image.source} -> {image.target}:{tags}: {'; '.join(image.errors)}"
         lines.append(error_command(image.target, message))
     return lines
+
+
+def warning_annotations(report: Report) -> list[str]:
+    """One ``::warning`` command per warning of an image that did not fail (e.g. attestations refused)."""
+    return [
+        warning_command(image.target, f"{image.source} -> {image.target}: {warning}")
+        for image in group_images(report.results)
+        if image.status != "failed"
+        for warning in image.warnings
+    ]
 
 
 # --- rate limits -------------------------------------------------------------------------------

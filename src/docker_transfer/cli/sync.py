@@ -43,7 +43,14 @@ from docker_transfer.reference import Reference
 from docker_transfer.registry.credentials import Credential, DockerConfig, config_path
 from docker_transfer.report import Report, render_table
 from docker_transfer.shard import Shard, parse_shard
-from docker_transfer.summary import error_annotations, inert, mask_commands, ratelimits_from, render_summary
+from docker_transfer.summary import (
+    error_annotations,
+    inert,
+    mask_commands,
+    ratelimits_from,
+    render_summary,
+    warning_annotations,
+)
 
 DEFAULT_ALIYUN_REGISTRY = "registry.cn-hangzhou.aliyuncs.com"
 
@@ -349,7 +356,7 @@ def _github_outputs(
         append_markdown(path, redact_text(markdown))
     else:
         click.echo("warning: GITHUB_STEP_SUMMARY is not set; no job summary written", err=True)
-    for line in error_annotations(report):
+    for line in [*error_annotations(report), *warning_annotations(report)]:
         click.echo(redact_text(line), err=True)
 
 
