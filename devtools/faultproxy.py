@@ -5,18 +5,22 @@ regex and affects the next ``times`` of them: answer a status (500, 429 with
 ``Retry-After``…), reset the connection after N body bytes, close early
 (truncate), stall mid-body, flip a byte, strip ``Range`` so the upstream sends
 the whole body, add headers (rate limits), replace the body (huge or endless),
-or redirect. Everything else is forwarded unchanged, bodies streamed.
+or redirect. A rule may also look at the request body (``body_match``), e.g.
+:func:`is_artifact_manifest` to answer manifest PUTs of OCI artifacts the way
+ACR does (:data:`ACR_UNKNOWN_MANIFEST_CLASS`). Everything else is forwarded
+unchanged, bodies streamed.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
@@ -24,6 +28,33 @@ from urllib.parse import urlsplit
 from devtools.httpbase import HOP_BY_HOP, HasURL, QuietHandler, ThreadedServer, read_chunked
 
 _CHUNK = 64 * 1024
+_IMAGE_CONFIGS = (
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+)
+
+
+def is_artifact_manifest(body: bytes) -> bool:
+    """True for an image manifest body that is an OCI artifact: ``artifactType``, or a non-image config."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return False
+    if not isinstance(doc, dict) or "layers" not in doc:
+        return False
+    config = doc.get("config")
+    config_type = config.get("mediaType") if isinstance(config, dict) else None
+    return bool(doc.get("artifactType")) or config_type not in _IMAGE_CONFIGS
+
+
+def acr_refusal(media_type: str = "application/vnd.oci.empty.v1+json") -> bytes:
+    """The body ACR sends (with 403) for a manifest whose config type it does not know."""
+    message = f"unknown manifest class for {media_type}"
+    return json.dumps({"errors": [{"code": "DENIED", "message": message}]}).encode()
+
+
+ACR_UNKNOWN_MANIFEST_CLASS = acr_refusal()
+"""ACR's answer (status 403) to BuildKit's OCI 1.1 attestation manifests."""
 
 
 @dataclass
@@ -46,13 +77,17 @@ class Fault:
     body: bytes | None = None
     endless_body: bool = False
     redirect_to: str | None = None
+    body_match: Callable[[bytes], bool] | None = None
+    """Only requests whose body this accepts (e.g. :func:`is_artifact_manifest`)."""
     hits: int = 0
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, body: bytes = b"") -> bool:
         """True when this rule applies to the request (and still has uses left)."""
         if self.times >= 0 and self.hits >= self.times:
             return False
         if self.method is not None and self.method != method:
+            return False
+        if self.body_match is not None and not self.body_match(body):
             return False
         return self.path is None or re.search(self.path, path) is not None
 
@@ -108,10 +143,10 @@ class FaultProxy(ThreadedServer):
         with self._lock:
             self.faults.clear()
 
-    def _take(self, method: str, path: str) -> Fault | None:
+    def _take(self, method: str, path: str, body: bytes = b"") -> Fault | None:
         with self._lock:
             for fault in self.faults:
-                if fault.matches(method, path):
+                if fault.matches(method, path, body):
                     fault.hits += 1
                     return fault
         return None
@@ -132,8 +167,8 @@ class FaultProxy(ThreadedServer):
                 )
                 with owner._lock:
                     owner.records.append(record)
-                fault = owner._take(self.command, path)
                 body = self._read_body()
+                fault = owner._take(self.command, path, body)
                 if fault is not None and (fault.status is not None or fault.redirect_to is not None):
                     self._answer(fault, record)
                     return

@@ -28,8 +28,13 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 IN_TOTO = "application/vnd.in-toto+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+ATTESTATION_ARTIFACT = "application/vnd.docker.attestation.manifest.v1+json"
 
 Format = Literal["oci", "docker"]
+AttestationStyle = Literal["buildkit", "oci-artifact"]
+"""``buildkit``: an image manifest with an ``unknown/unknown`` image config (BuildKit before OCI 1.1);
+``oci-artifact``: an OCI 1.1 artifact (``artifactType``, empty config, ``subject``), which ACR refuses."""
 Verify = bool | str | ssl.SSLContext
 _MEDIA = {
     "oci": (OCI_INDEX, OCI_MANIFEST, OCI_CONFIG, OCI_LAYER),
@@ -251,7 +256,13 @@ class RegistryPusher:
         manifest = self._push_image_manifest(repo, ref, fmt, config, layer_descs)
         return manifest, sha256_digest(config), [d["digest"] for d in layer_descs]
 
-    def push_attestation(self, repo: str, subject: PushedManifest, blobs: dict[str, bytes]) -> PushedManifest:
+    def push_attestation(
+        self,
+        repo: str,
+        subject: PushedManifest,
+        blobs: dict[str, bytes],
+        style: AttestationStyle = "buildkit",
+    ) -> PushedManifest:
         """Push a buildx-style attestation manifest (in-toto layer) describing ``subject``."""
         predicate_type = "https://slsa.dev/provenance/v0.2"
         statement = canonical_json(
@@ -262,10 +273,24 @@ class RegistryPusher:
                 "predicate": {"builder": {"id": "devtools"}, "nonce": os.urandom(8).hex()},
             }
         )
+        layer = descriptor(IN_TOTO, statement, annotations={"in-toto.io/predicate-type": predicate_type})
+        if style == "oci-artifact":
+            empty = b"{}"
+            self._push_blobs(repo, [statement, empty], blobs)
+            doc = {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "artifactType": ATTESTATION_ARTIFACT,
+                "config": descriptor(OCI_EMPTY, empty),
+                "layers": [layer],
+                "subject": descriptor(subject.media_type, subject.data),
+            }
+            manifest = canonical_json(doc)
+            digest = self.push_manifest(repo, sha256_digest(manifest), manifest, OCI_MANIFEST)
+            return PushedManifest(digest, manifest, OCI_MANIFEST)
         rootfs = {"type": "layers", "diff_ids": [sha256_digest(statement)]}
         config = canonical_json({"architecture": "unknown", "os": "unknown", "config": {}, "rootfs": rootfs})
         self._push_blobs(repo, [statement, config], blobs)
-        layer = descriptor(IN_TOTO, statement, annotations={"in-toto.io/predicate-type": predicate_type})
         return self._push_image_manifest(repo, None, "oci", config, [layer])
 
     def push_image(
@@ -279,6 +304,7 @@ class RegistryPusher:
         layer_size: int = 2048,
         shared_layers: list[bytes] | None = None,
         attestations: bool = False,
+        attestation_style: AttestationStyle = "buildkit",
     ) -> PushedImage:
         """Push a multi-platform image: children first, then the index under ``tag``."""
         if attestations and fmt != "oci":
@@ -294,14 +320,18 @@ class RegistryPusher:
             img.platform_blobs[platform] = [config_digest, *layer_digests]
             entries.append(descriptor(child.media_type, child.data, platform=parse_platform(platform)))
         for platform, child in img.children.items() if attestations else ():
-            att = img.attestations[platform] = self.push_attestation(repo, child, img.blobs)
+            att = self.push_attestation(repo, child, img.blobs, attestation_style)
+            img.attestations[platform] = att
             annotations = {
                 "vnd.docker.reference.digest": child.digest,
                 "vnd.docker.reference.type": "attestation-manifest",
             }
             platform_unknown = {"architecture": "unknown", "os": "unknown"}
+            extra = {"artifactType": ATTESTATION_ARTIFACT} if attestation_style == "oci-artifact" else {}
             entries.append(
-                descriptor(OCI_MANIFEST, att.data, annotations=annotations, platform=platform_unknown)
+                descriptor(
+                    OCI_MANIFEST, att.data, annotations=annotations, platform=platform_unknown, **extra
+                )
             )
         img.index_bytes = canonical_json(
             {"schemaVersion": 2, "mediaType": img.index_media_type, "manifests": entries}
@@ -348,6 +378,7 @@ def push_image(
     layer_size: int = 2048,
     shared_layers: list[bytes] | None = None,
     attestations: bool = False,
+    attestation_style: AttestationStyle = "buildkit",
     auth: tuple[str, str] | None = None,
     verify: Verify = True,
 ) -> PushedImage:
@@ -362,6 +393,7 @@ def push_image(
             layer_size=layer_size,
             shared_layers=shared_layers,
             attestations=attestations,
+            attestation_style=attestation_style,
         )
 
 

@@ -479,7 +479,7 @@ def test_line_numbers_with_irregular_layout() -> None:
         'images[1].tags[1]: invalid tag "bad tag!": must match [A-Za-z0-9_][A-Za-z0-9._-]* '
         "(no leading '.' or '-') (line 11)",
         'images[2]: unknown field "extra"; known fields: source, target, tags, architectures, '
-        "arch_tags, allow_partial (line 15)",
+        "arch_tags, allow_partial, attestations (line 15)",
     ]
     fixed = text.replace("bad tag!", "good").replace(', "extra": 1', "")
     assert [e.line for e in parse_config(fixed).entries] == [4, 6, 14]

@@ -6,17 +6,30 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from docker_transfer.config import parse_config
+from docker_transfer.config import AttestationMode, parse_config
 from docker_transfer.errors import UsageError
 from docker_transfer.manifest import (
+    ABSENT_PLATFORMS_ANNOTATION,
+    DROPPED_ARTIFACTS_ANNOTATION,
     OCI_INDEX,
     OCI_MANIFEST,
     SOURCE_DIGEST_ANNOTATION,
     Manifest,
+    build_filtered_index,
     parse_manifest,
+    select_platforms,
 )
-from docker_transfer.plan import Target, is_unchanged, plan_jobs, platforms_match
+from docker_transfer.plan import (
+    Target,
+    absent_from_source,
+    is_unchanged,
+    plan_jobs,
+    platforms_match,
+    skipped_platforms,
+)
 from docker_transfer.platform import Platform, parse_platform
 
 SRC = "sha256:" + "a" * 64
@@ -82,7 +95,9 @@ def test_arch_tags_must_point_at_their_children() -> None:
 
 
 def test_partial_publish_counts_as_unchanged_only_with_allow_partial() -> None:
-    partial = index([(AMD, AMD_P)], {SOURCE_DIGEST_ANNOTATION: SRC})
+    partial = index(
+        [(AMD, AMD_P)], {SOURCE_DIGEST_ANNOTATION: SRC, ABSENT_PLATFORMS_ANNOTATION: "linux/s390x"}
+    )
     want = [parse_platform("amd64"), parse_platform("s390x")]
     arch = {"1-amd64": (want[0], AMD), "1-s390x": (want[1], None)}
     assert not is_unchanged(SRC, want, {"1": partial.digest}, partial, arch)
@@ -90,6 +105,96 @@ def test_partial_publish_counts_as_unchanged_only_with_allow_partial() -> None:
     # but never a platform nobody asked for
     extra = index([(AMD, AMD_P), (S390, S390_P)], {SOURCE_DIGEST_ANNOTATION: SRC})
     assert not is_unchanged(SRC, [parse_platform("amd64")], {"1": extra.digest}, extra, partial_ok=True)
+
+
+def test_partial_publish_missing_a_platform_the_source_lists_is_never_unchanged() -> None:
+    """Issue 10.2: a platform lost to a failed copy (or an older partial publish) is copied again."""
+    # published without arm64, and nothing records that the source lacked it: the source lists it
+    lost = index([(AMD, AMD_P)], {SOURCE_DIGEST_ANNOTATION: SRC})
+    assert not is_unchanged(SRC, WANT, {"1": lost.digest}, lost, partial_ok=True)
+    # the annotation names another platform as absent, not arm64
+    other = index([(AMD, AMD_P)], {SOURCE_DIGEST_ANNOTATION: SRC, ABSENT_PLATFORMS_ANNOTATION: "linux/s390x"})
+    assert not is_unchanged(SRC, WANT, {"1": other.digest}, other, partial_ok=True)
+    # arm64 recorded as absent (in its normalised name): up to date
+    absent = index(
+        [(AMD, AMD_P)], {SOURCE_DIGEST_ANNOTATION: SRC, ABSENT_PLATFORMS_ANNOTATION: "linux/arm64/v8"}
+    )
+    assert is_unchanged(SRC, WANT, {"1": absent.digest}, absent, partial_ok=True)
+    # the source bytes themselves list exactly what the source lists
+    full = index([(AMD, AMD_P)])
+    assert is_unchanged(full.digest, WANT, {"1": full.digest}, full, partial_ok=True)
+
+
+def test_filtered_index_built_with_absent_platforms_is_recognised() -> None:
+    source = index([(AMD, AMD_P), (S390, S390_P)])
+    want = [parse_platform("amd64"), parse_platform("arm64")]
+    selection = select_platforms(source, want)
+    data = build_filtered_index(source, selection)
+    built = parse_manifest(data, OCI_INDEX)
+    assert built.annotations[ABSENT_PLATFORMS_ANNOTATION] == "linux/arm64/v8"
+    assert is_unchanged(source.digest, want, {"1": built.digest}, built, partial_ok=True)
+    assert skipped_platforms(want, built) == [want[1]]
+
+
+def test_attestation_modes_in_the_incremental_check() -> None:
+    att = {
+        "mediaType": OCI_MANIFEST,
+        "digest": S390,
+        "size": 500,
+        "platform": {"os": "unknown", "architecture": "unknown"},
+        "annotations": {
+            "vnd.docker.reference.type": "attestation-manifest",
+            "vnd.docker.reference.digest": AMD,
+        },
+    }
+    doc = json.loads(index([(AMD, AMD_P)]).data)
+    doc["manifests"].append(att)
+    with_att = parse_manifest(json.dumps(doc).encode(), OCI_INDEX)
+    want = [parse_platform("amd64")]
+    tags = {"1": with_att.digest}
+    assert is_unchanged(with_att.digest, want, tags, with_att, attestations="keep")
+    assert is_unchanged(with_att.digest, want, tags, with_att, attestations="auto")
+    assert not is_unchanged(with_att.digest, want, tags, with_att, attestations="drop")
+    # published without its attestations: the source digest annotation still decides, HEAD-only
+    dropped = index(
+        [(AMD, AMD_P)], {SOURCE_DIGEST_ANNOTATION: with_att.digest, DROPPED_ARTIFACTS_ANNOTATION: "1"}
+    )
+    tags = {"1": dropped.digest}
+    assert is_unchanged(with_att.digest, want, tags, dropped, attestations="auto")
+    assert is_unchanged(with_att.digest, want, tags, dropped, attestations="drop")
+    assert not is_unchanged(with_att.digest, want, tags, dropped, attestations="keep")
+    # every platform asked (copy without --arch): only dropped artifacts make it differ from the source
+    assert is_unchanged(with_att.digest, None, tags, dropped)
+    plain = index([(AMD, AMD_P)], {SOURCE_DIGEST_ANNOTATION: with_att.digest})
+    assert not is_unchanged(with_att.digest, None, {"1": plain.digest}, plain)
+
+
+def test_single_image_platform_is_checked_when_known() -> None:
+    single = parse_manifest(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": AMD, "size": 9},
+                "layers": [],
+            }
+        ).encode(),
+        OCI_MANIFEST,
+    )
+    amd, s390 = parse_platform("amd64"), parse_platform("s390x")
+    tags = {"1": single.digest}
+    assert is_unchanged(single.digest, [amd], tags, single, image_platform=Platform("linux", "amd64"))
+    # architectures changed to one the image does not have
+    assert not is_unchanged(single.digest, [s390], tags, single, image_platform=Platform("linux", "amd64"))
+    # allow_partial: the tag of the platform it lacks was never written, and need not be
+    arch = {"1-amd64": (amd, single.digest), "1-s390x": (s390, None)}
+    both = [amd, s390]
+    assert not is_unchanged(
+        single.digest, both, tags, single, arch, image_platform=Platform("linux", "amd64")
+    )
+    assert is_unchanged(
+        single.digest, both, tags, single, arch, partial_ok=True, image_platform=Platform("linux", "amd64")
+    )
 
 
 def test_platforms_match_ignores_attestation_unknowns() -> None:
@@ -125,3 +230,16 @@ def test_plan_jobs_names_destinations_and_arch_tags() -> None:
 def test_target_requires_registry_and_namespace(registry: str, namespace: str, needle: str) -> None:
     with pytest.raises(UsageError, match=needle):
         Target(registry, namespace)
+
+
+@given(st.text(max_size=200), st.sampled_from(["keep", "drop", "auto"]), st.booleans())
+def test_any_annotation_text_from_the_destination_is_judged_without_error(
+    text: str, mode: AttestationMode, partial: bool
+) -> None:
+    """The destination's annotations are server text: whatever they hold, the check answers yes or no."""
+    doc = index([(AMD, AMD_P)], {SOURCE_DIGEST_ANNOTATION: SRC, ABSENT_PLATFORMS_ANNOTATION: text})
+    doc2 = index([(AMD, AMD_P)], {SOURCE_DIGEST_ANNOTATION: SRC, DROPPED_ARTIFACTS_ANNOTATION: text})
+    for held in (doc, doc2):
+        result = is_unchanged(SRC, WANT, {"1": held.digest}, held, partial_ok=partial, attestations=mode)
+        assert isinstance(result, bool)
+    assert isinstance(absent_from_source(doc, SRC), set)

@@ -94,7 +94,7 @@ def test_defaults() -> None:
 def test_to_dict_shape() -> None:
     data = sample().to_dict()
     assert list(data) == ["version", "started", "finished", "results", "summary"]
-    assert data["version"] == 1
+    assert data["version"] == 2
     assert data["started"] == "2025-01-02T03:04:05Z"
     assert data["finished"] == "2025-01-02T03:05:40Z"
     assert data["results"][0] == {
@@ -107,6 +107,8 @@ def test_to_dict_shape() -> None:
         "bytes_copied": 123_456_789,
         "duration_s": 80.25,
         "error": None,
+        "skipped": [],
+        "warnings": [],
     }
     assert set(data["summary"]) >= {"copied", "unchanged", "failed", "bytes_copied"}
 
@@ -129,7 +131,7 @@ def test_duration_rounded_to_milliseconds() -> None:
 def test_to_json_indented_with_trailing_newline() -> None:
     text = sample().to_json()
     assert text.endswith("}\n") and not text.endswith("\n\n")
-    assert text.startswith('{\n  "version": 1,\n')
+    assert text.startswith('{\n  "version": 2,\n')
     assert json.loads(text) == sample().to_dict()
 
 
@@ -162,7 +164,7 @@ def test_from_dict_optional_result_keys_default() -> None:
     assert report.results == [TagResult(NGINX, "nginx", "latest", "planned")]
 
 
-@pytest.mark.parametrize("version", [None, 2, "1"])
+@pytest.mark.parametrize("version", [None, 3, "1", True])
 def test_from_dict_rejects_other_versions(version: Any) -> None:
     data = sample().to_dict()
     data["version"] = version
@@ -339,3 +341,41 @@ def test_human_size(n: int, text: str) -> None:
 )
 def test_human_duration(seconds: float, text: str) -> None:
     assert human_duration(seconds) == text
+
+
+def test_version_1_reports_are_still_read() -> None:
+    """Report v2 added ``skipped`` and ``warnings``; a v1 report (an older release's shard) still merges."""
+    data = {
+        "version": 1,
+        "started": "2025-01-02T03:04:05Z",
+        "finished": None,
+        "results": [
+            {
+                "source": NGINX,
+                "target": "nginx",
+                "tag": "1",
+                "status": "copied",
+                "platforms": ["linux/amd64"],
+                "error": "partial: published without linux/s390x",
+            }
+        ],
+    }
+    report = Report.from_dict(data)
+    assert report.results[0].skipped == [] and report.results[0].error is not None
+    assert Report.from_dict(report.to_dict()) == report
+
+
+def test_skipped_and_warnings_round_trip_and_show_in_the_table() -> None:
+    report = Report(started=T0)
+    result = TagResult(NGINX, "nginx", "1", "copied", platforms=["linux/amd64"], skipped=["linux/s390x"])
+    result.warnings = ["acr refused attestation/artifact manifests (DENIED: unknown manifest class)"]
+    report.add(result)
+    assert Report.from_json(report.to_json()) == report
+    with pytest.raises(UsageError, match="skipped: expected a list of strings"):
+        data = report.to_dict()
+        data["results"][0]["skipped"] = "linux/s390x"
+        Report.from_dict(data)
+    table = render_table(report)
+    assert "Skipped platforms (not in the source; allow_partial):\n  nginx:1: s390x" in table
+    assert "Warnings:\n  nginx:1: acr refused attestation/artifact manifests" in table
+    assert "error" not in table.lower()

@@ -156,7 +156,7 @@ def test_missing_report_annotated_on_github(
     ("content", "expected"),
     [
         ("{not json", "invalid report: line 1"),
-        (json.dumps({"version": 2, "started": "2025-01-01T00:00:00Z", "results": []}), "unsupported version"),
+        (json.dumps({"version": 3, "started": "2025-01-01T00:00:00Z", "results": []}), "unsupported version"),
         (json.dumps({"version": 1, "started": "yesterday", "results": []}), "not an ISO 8601 time"),
         (json.dumps([1, 2]), "expected a JSON object"),
         (b"\xff\xfe{".decode("latin-1"), "invalid report"),
@@ -224,3 +224,29 @@ def test_merge_with_a_broken_config_warns_and_sorts(
     assert f"warning: sorting by target and tag instead of the order of {config}" in err
     names = [r["target"].rsplit("/", 1)[1] for r in json.loads(output.read_text())["results"]]
     assert names == ["nginx", "redis", "ubuntu"]
+
+
+def test_a_version_1_shard_merges_with_version_2_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Shards written by an older release (report v1) still merge into a v2 report."""
+    old = shard_report(0, [result("nginx", "latest", error="partial: published without linux/s390x")])
+    old["version"] = 1
+    for row in old["results"]:
+        del row["skipped"], row["warnings"]
+    new = shard_report(
+        1, [result("redis", "7", skipped=["linux/s390x"], warnings=["acr refused attestations"])]
+    )
+    out_path = tmp_path / "merged.json"
+    paths = [write(tmp_path / "old.json", old), write(tmp_path / "new.json", new)]
+    code = main(["report", "merge", *map(str, paths), "--output", str(out_path)])
+    out, _ = capsys.readouterr()
+    assert code == 0, out
+    merged = json.loads(out_path.read_text())
+    assert merged["version"] == 2
+    rows = {r["target"].rsplit("/", 1)[1]: r for r in merged["results"]}
+    assert rows["nginx"]["skipped"] == [] and rows["nginx"]["error"].startswith("partial:")
+    assert rows["redis"]["skipped"] == ["linux/s390x"] and rows["redis"]["warnings"] == [
+        "acr refused attestations"
+    ]
+    assert "Warnings:" in out and "Skipped platforms" in out

@@ -28,6 +28,7 @@ from docker_transfer.summary import (
     ratelimits_from,
     render_summary,
     tightest_per_host,
+    warning_annotations,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -340,3 +341,31 @@ def test_documented_summary_is_what_the_code_renders(doc: str) -> None:
     quoted = "\n".join("> " + line if line else ">" for line in rendered.rstrip("\n").split("\n"))
     text = (Path(__file__).parent.parent / doc).read_text(encoding="utf-8")
     assert quoted in text, f"{doc}: the job-summary example no longer matches render_summary; regenerate it"
+
+
+def test_skipped_platforms_and_warnings_have_their_own_lines() -> None:
+    """Report v2: skipped platforms are not an error of a copied row; warnings get a section of their own."""
+    report = Report(started=START, finished=START)
+    result = TagResult(
+        source="ghcr.io/a/b:1",
+        target=f"{ACR}/b",
+        tag="1",
+        status="copied",
+        platforms=["linux/amd64"],
+        skipped=["linux/s390x"],
+        warnings=["acr refused attestation/artifact manifests (DENIED: unknown manifest class | x)"],
+    )
+    report.add(result)
+    text = render_summary(report)
+    assert "Skipped (not in the source, allow_partial): `s390x`" in text
+    assert "### Warnings" in text
+    assert (
+        f"| `{ACR}/b` | acr refused attestation/artifact manifests (DENIED: unknown manifest class \\| x) |"
+        in text
+    )
+    assert "⚠️ Warning: acr refused" in text
+    assert "Note:" not in text and "Failures" not in text
+    assert warning_annotations(report) == [
+        f"::warning title={escape_property(ACR + '/b')}::ghcr.io/a/b:1 -> {ACR}/b: acr refused "
+        "attestation/artifact manifests (DENIED: unknown manifest class | x)"
+    ]

@@ -2,7 +2,7 @@
 
 The format is the one the original project's users already have (a JSON array of
 ``{"source", "target", "tags", "architectures"}`` objects) plus the optional
-booleans ``arch_tags`` and ``allow_partial``. Every problem in the file is
+booleans ``arch_tags`` and ``allow_partial`` and ``attestations``. Every problem in the file is
 collected and raised at once as :class:`ConfigError`, before any registry is
 contacted. docs/configuration.md is the user's reference; keep it in step.
 """
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from docker_transfer.errors import ConfigError, InvalidPlatformError, InvalidReferenceError
 from docker_transfer.platform import Platform, parse_platform
@@ -26,10 +26,14 @@ from docker_transfer.reference import Reference, parse_reference, validate_repos
 REQUIRED_FIELDS: tuple[str, ...] = ("source", "target", "tags", "architectures")
 """Fields every entry must have (all four are required in the original format)."""
 
-OPTIONAL_FIELDS: tuple[str, ...] = ("arch_tags", "allow_partial")
-"""Boolean fields that default to false."""
+OPTIONAL_FIELDS: tuple[str, ...] = ("arch_tags", "allow_partial", "attestations")
+"""Optional fields: two booleans that default to false, and ``attestations``."""
 
 KNOWN_FIELDS: tuple[str, ...] = REQUIRED_FIELDS + OPTIONAL_FIELDS
+
+AttestationMode = Literal["keep", "drop", "auto"]
+"""What to do with attestation and artifact entries of an index (see docs/configuration.md)."""
+ATTESTATION_MODES: tuple[AttestationMode, ...] = get_args(AttestationMode)
 
 # Names people plausibly write instead of ours that difflib would not connect.
 # fmt: off
@@ -70,6 +74,8 @@ class ImageEntry:
     architectures: tuple[str, ...]
     arch_tags: bool = False
     allow_partial: bool = False
+    attestations: AttestationMode | None = None
+    """None: the run's ``--attestations`` decides."""
 
     def destination_tags(self) -> tuple[str, ...]:
         """Every tag written under ``target``: ``tags``, then ``<tag>-<arch>`` ones if ``arch_tags``."""
@@ -196,6 +202,10 @@ def _check_entry(index: int, raw: Any, line: int | None, add: _Add) -> _Draft:
     platforms = _check_platforms(raw, here, add)
     arch_tags = _check_bool(raw, "arch_tags", here, add)
     allow_partial = _check_bool(raw, "allow_partial", here, add)
+    attestations = raw.get("attestations")
+    if attestations is not None and attestations not in ATTESTATION_MODES:
+        shown = f" {json.dumps(attestations)}" if isinstance(attestations, str | int | float) else ""
+        add((*here, "attestations"), f'expected "keep", "drop" or "auto", got {_kind(attestations)}{shown}')
 
     source = None if source_text is None else parse_reference(source_text)
     draft = _Draft(index, line, None if source is None else str(source), target)
@@ -206,7 +216,7 @@ def _check_entry(index: int, raw: Any, line: int | None, add: _Add) -> _Draft:
             _check_arch_tags(tags, platforms, (*here, "tags"), add)
     if source is None or target is None or tags is None or platforms is None:
         return draft
-    if arch_tags is None or allow_partial is None:
+    if arch_tags is None or allow_partial is None or attestations not in (None, *ATTESTATION_MODES):
         return draft
     draft.entry = ImageEntry(
         index=index,
@@ -219,6 +229,7 @@ def _check_entry(index: int, raw: Any, line: int | None, add: _Add) -> _Draft:
         architectures=tuple(raw["architectures"]),
         arch_tags=arch_tags,
         allow_partial=allow_partial,
+        attestations=attestations,
     )
     return draft
 

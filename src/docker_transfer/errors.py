@@ -136,6 +136,7 @@ class RegistryError(DockerTransferError):
         host: str | None = None,
         retryable: bool = False,
         retry_after: float | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -143,6 +144,13 @@ class RegistryError(DockerTransferError):
         self.host = host
         self.retryable = retryable
         self.retry_after = retry_after
+        self.detail = detail
+        """The registry's own message (``errors[0].message`` or the start of a text body)."""
+
+    @property
+    def words(self) -> str:
+        """The registry's own words: ``CODE: message``, or whatever part of it was sent."""
+        return ": ".join(part for part in (self.code, self.detail) if part) or f"HTTP {self.status}"
 
 
 class AuthenticationError(RegistryError):
@@ -159,6 +167,18 @@ class NotFoundError(RegistryError):
 
 class RateLimitedError(RegistryError):
     """429: the registry asks us to slow down."""
+
+
+class ManifestRefusedError(RegistryError):
+    """The destination refused to store a manifest of this kind (its media type, an artifact, annotations).
+
+    ``media_type`` is the refused manifest's type; the message names the
+    registry's own words and what the user can do about it.
+    """
+
+    def __init__(self, message: str, *, media_type: str, cause: RegistryError) -> None:
+        super().__init__(message, status=cause.status, code=cause.code, host=cause.host, detail=cause.detail)
+        self.media_type = media_type
 
 
 class TransportError(DockerTransferError):

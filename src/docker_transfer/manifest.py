@@ -26,6 +26,7 @@ from docker_transfer.errors import InvalidPlatformError as _InvalidPlatformError
 from docker_transfer.platform import Platform, is_unknown
 
 __all__ = [
+    "ABSENT_PLATFORMS_ANNOTATION",
     "ACCEPT_MANIFESTS",
     "ATTESTATION_REF_DIGEST_KEY",
     "ATTESTATION_REF_TYPE_KEY",
@@ -34,6 +35,8 @@ __all__ = [
     "DOCKER_MANIFEST_V2",
     "DOCKER_SCHEMA1",
     "DOCKER_SCHEMA1_SIGNED",
+    "DROPPED_ARTIFACTS_ANNOTATION",
+    "IMAGE_CONFIG_TYPES",
     "IMAGE_TYPES",
     "INDEX_TYPES",
     "MAX_MANIFEST_BYTES",
@@ -75,6 +78,14 @@ IMAGE_TYPES = frozenset({DOCKER_MANIFEST_V2, OCI_MANIFEST})
 ATTESTATION_REF_TYPE_KEY = "vnd.docker.reference.type"
 ATTESTATION_REF_DIGEST_KEY = "vnd.docker.reference.digest"
 SOURCE_DIGEST_ANNOTATION = "io.github.docker-transfer.source-digest"
+ABSENT_PLATFORMS_ANNOTATION = "io.github.docker-transfer.absent-platforms"
+"""On a filtered index: the requested platforms (comma-separated) that the source index did not list."""
+DROPPED_ARTIFACTS_ANNOTATION = "io.github.docker-transfer.dropped-artifacts"
+"""On a filtered index: how many attestation or artifact entries of the source were left out."""
+IMAGE_CONFIG_TYPES = frozenset(
+    {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
+)
+"""Config media types of runnable images; any other config makes a manifest an artifact."""
 
 DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 """Digests we accept in descriptors (use ``fullmatch``)."""
@@ -126,6 +137,11 @@ class Descriptor:
     def is_attestation(self) -> bool:
         """True for a buildx attestation entry (provenance/SBOM) in an index."""
         return self.annotations.get(ATTESTATION_REF_TYPE_KEY) == _ATTESTATION_TYPE
+
+    @property
+    def is_artifact(self) -> bool:
+        """True for an entry that is no runnable image: an attestation, or one with an ``artifactType``."""
+        return self.is_attestation or bool(self.raw.get("artifactType"))
 
 
 @dataclass(frozen=True)
@@ -179,6 +195,20 @@ class Manifest:
     def annotations(self) -> Mapping[str, str]:
         """Top-level annotations (empty when absent)."""
         return _annotations(self.doc.get("annotations"), "annotations", self.digest)
+
+    @property
+    def is_artifact(self) -> bool:
+        """True for an image manifest that is an OCI 1.1 artifact (``artifactType``, or a non-image config).
+
+        BuildKit writes attestations this way (config ``application/vnd.oci.empty.v1+json``);
+        some registries refuse such manifests.
+        """
+        if self.is_index:
+            return False
+        config = self.config
+        return bool(self.doc.get("artifactType")) or (
+            config is not None and config.media_type not in IMAGE_CONFIG_TYPES
+        )
 
 
 def _annotations(value: object, where: str, digest: str | None) -> dict[str, str]:
@@ -339,6 +369,19 @@ class Selection:
     """Every entry of the source index is kept: push the source bytes unchanged."""
     missing: tuple[Platform, ...]
     """Requested platforms that no child matches."""
+    dropped_artifacts: int = 0
+    """Attestation or artifact entries left out on purpose (``attestations: drop``, or refused)."""
+
+    def without(self, digests: set[str]) -> Selection:
+        """This selection minus the entries in ``digests``, counted as dropped artifacts."""
+        kept = tuple(c for c in self.children if c.digest not in digests)
+        return Selection(
+            children=kept,
+            platforms=_distinct_platforms(kept),
+            is_complete=False,
+            missing=self.missing,
+            dropped_artifacts=self.dropped_artifacts + len(self.children) - len(kept),
+        )
 
 
 def _distinct_platforms(children: Sequence[Descriptor]) -> tuple[Platform, ...]:
@@ -400,7 +443,11 @@ def build_filtered_index(
     preserved. Otherwise the source document is kept field for field (key
     order included) with ``manifests`` reduced to the kept descriptors,
     copied verbatim, and, unless disabled, the source digest recorded in the
-    top-level annotations. Serialisation is deterministic.
+    top-level annotations, along with the requested platforms the source did
+    not list and the number of artifact entries left out (see
+    :data:`ABSENT_PLATFORMS_ANNOTATION`, :data:`DROPPED_ARTIFACTS_ANNOTATION`),
+    so a later run can decide from the destination alone that it is up to
+    date. Serialisation is deterministic.
     """
     if selection.is_complete:
         return index.data
@@ -413,6 +460,11 @@ def build_filtered_index(
     if source_digest_annotation:
         annotations = dict(index.annotations)
         annotations[SOURCE_DIGEST_ANNOTATION] = index.digest
+        if selection.missing:
+            absent = ",".join(str(p.normalized) for p in selection.missing)
+            annotations[ABSENT_PLATFORMS_ANNOTATION] = absent
+        if selection.dropped_artifacts:
+            annotations[DROPPED_ARTIFACTS_ANNOTATION] = str(selection.dropped_artifacts)
         doc["annotations"] = annotations
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 

@@ -10,9 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from docker_transfer.config import Config, ImageEntry
+from docker_transfer.config import AttestationMode, Config, ImageEntry
 from docker_transfer.errors import UsageError
-from docker_transfer.manifest import SOURCE_DIGEST_ANNOTATION, Manifest
+from docker_transfer.manifest import (
+    ABSENT_PLATFORMS_ANNOTATION,
+    DROPPED_ARTIFACTS_ANNOTATION,
+    SOURCE_DIGEST_ANNOTATION,
+    Manifest,
+)
 from docker_transfer.platform import Platform, is_unknown
 from docker_transfer.reference import Reference, validate_repository
 
@@ -85,6 +90,27 @@ def child_for(index: Manifest, platform: Platform) -> str | None:
     return None
 
 
+def absent_from_source(destination: Manifest, source_digest: str) -> set[str]:
+    """Requested platforms (normalised names) the source index did not list when ``destination`` was made.
+
+    A destination holding the source bytes lists exactly what the source
+    lists, so nothing it lacks needs recording; a filtered index names them in
+    :data:`ABSENT_PLATFORMS_ANNOTATION`.
+    """
+    if destination.digest == source_digest:
+        return set()
+    raw = destination.annotations.get(ABSENT_PLATFORMS_ANNOTATION, "")
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def skipped_platforms(wanted: Sequence[Platform] | None, destination: Manifest | None) -> list[Platform]:
+    """The wanted platforms that an index at the destination does not hold (``allow_partial``)."""
+    if not wanted or destination is None or not destination.is_index:
+        return []
+    present = [c.platform for c in destination.manifests if c.platform and not c.is_attestation]
+    return [w for w in wanted if not any(w.matches(p) for p in present)]
+
+
 def is_unchanged(
     source_digest: str,
     wanted: Sequence[Platform] | None,
@@ -93,6 +119,8 @@ def is_unchanged(
     arch_tag_digests: Mapping[str, tuple[Platform, str | None]] | None = None,
     *,
     partial_ok: bool = False,
+    attestations: AttestationMode = "auto",
+    image_platform: Platform | None = None,
 ) -> bool:
     """True when every destination tag already holds what a copy of ``source_digest`` would push.
 
@@ -101,9 +129,15 @@ def is_unchanged(
     never the source). A copy of every platform pushes the source bytes, so
     equal digests prove it; a filtered copy is recognised by the source digest
     recorded in its annotations. Either way the destination must hold exactly
-    the wanted platforms, since the user may have changed ``architectures``;
-    with ``partial_ok`` (``allow_partial``) a subset of them is enough, since the
-    source digest pins what the source offered when the subset was published.
+    the wanted platforms, since the user may have changed ``architectures``.
+    With ``partial_ok`` (``allow_partial``) a wanted platform may be missing
+    only if the source did not list it (see :func:`absent_from_source`): a
+    platform lost to a failed copy is never taken as done.
+
+    ``attestations`` is the entry's mode: ``drop`` refuses a destination that
+    holds attestation or artifact entries, ``keep`` one published without
+    them; ``auto`` accepts both. ``image_platform`` is the platform of a
+    single-image destination (from its config), when known.
     """
     digests = set(tag_digests.values())
     if not tag_digests or None in digests or len(digests) != 1:
@@ -111,23 +145,50 @@ def is_unchanged(
     (pushed,) = digests
     if destination is None or destination.digest != pushed:
         return False
-    # Every platform wanted means the source bytes themselves; a filtered copy is not that.
-    filtered_from_source = wanted is not None and (
-        destination.annotations.get(SOURCE_DIGEST_ANNOTATION) == source_digest
-    )
-    if pushed != source_digest and not filtered_from_source:
+    annotations = destination.annotations
+    filtered = pushed != source_digest and annotations.get(SOURCE_DIGEST_ANNOTATION) == source_digest
+    if pushed != source_digest and not filtered:
+        return False
+    # Every platform wanted and nothing dropped means the source bytes; a filtered copy is not that.
+    if filtered and wanted is None and DROPPED_ARTIFACTS_ANNOTATION not in annotations:
+        return False
+    if destination.is_index and not _artifacts_as_wanted(destination, attestations):
         return False
     if destination.is_index and wanted is not None:
         present = [c.platform for c in destination.manifests if c.platform and not c.is_attestation]
         if partial_ok:
-            if not present or not all(any(w.matches(p) for w in wanted) for p in present):
+            absent = absent_from_source(destination, source_digest)
+            if not present or not all(
+                any(w.matches(p) for w in wanted) for p in present if not is_unknown(p)
+            ):
+                return False
+            # The source bytes themselves list all the source lists; a filtered index names what it lacked.
+            listed = [w for w in wanted if pushed != source_digest and str(w.normalized) not in absent]
+            if not all(any(w.matches(p) for p in present) for w in listed):
                 return False
         elif not platforms_match(wanted, present):
             return False
+    if not destination.is_index and wanted and image_platform is not None:
+        matching = [w for w in wanted if w.matches(image_platform)]
+        if not matching or (not partial_ok and len(matching) != len(wanted)):
+            return False
     for platform, digest in (arch_tag_digests or {}).values():
-        expected = child_for(destination, platform) if destination.is_index else pushed
+        if destination.is_index:
+            expected = child_for(destination, platform)
+        elif image_platform is None or platform.matches(image_platform):
+            expected = pushed
+        else:
+            expected = None
         if expected is None and partial_ok:
             continue  # that platform was not published, so neither was its tag
         if digest is None or digest != expected:
             return False
+    return True
+
+
+def _artifacts_as_wanted(index: Manifest, mode: AttestationMode) -> bool:
+    if mode == "drop":
+        return not any(c.is_artifact for c in index.manifests)
+    if mode == "keep":
+        return DROPPED_ARTIFACTS_ANNOTATION not in index.annotations
     return True

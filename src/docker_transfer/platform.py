@@ -86,6 +86,18 @@ class Platform:
             parts.insert(0, self.os)
         return "-".join(parts)
 
+    @property
+    def normalized(self) -> Platform:
+        """The same platform with its default variant spelled out: ``linux/arm64`` is ``linux/arm64/v8``.
+
+        Reports and tables show platforms in this one notation, whether the
+        name came from images.json or from a registry.
+        """
+        default = _DEFAULT_VARIANTS.get(self.architecture)
+        if default is not None and self.variant is None:
+            return Platform(self.os, self.architecture, default)
+        return self
+
     @classmethod
     def from_oci(cls, data: Mapping[str, object]) -> Platform:
         """Build from an OCI/Docker descriptor ``platform`` object or an image config.

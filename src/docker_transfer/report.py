@@ -1,13 +1,16 @@
 """The sync report: one result per destination tag, as JSON and as a table for people.
 
-The JSON shape is a contract other tools read (``version`` 1)::
+The JSON shape is a contract other tools read (``version`` 2)::
 
-    {"version": 1, "started": ISO8601, "finished": ISO8601 | null,
+    {"version": 2, "started": ISO8601, "finished": ISO8601 | null,
      "results": [{"source", "target", "tag", "status", "digest", "platforms",
-                  "bytes_copied", "duration_s", "error"}],
+                  "bytes_copied", "duration_s", "error", "skipped", "warnings"}],
      "summary": {"copied", "unchanged", "failed", "planned", "bytes_copied"}}
 
-Keys may be added in later versions of the same ``version``; none are removed.
+Version 2 added ``skipped`` (requested platforms the source does not list,
+``allow_partial``; version 1 wrote them as an ``error`` note on a copied row)
+and ``warnings``. Version 1 reports are still read. Keys may be added in later
+versions of the same ``version``; none are removed.
 This module only builds and renders reports; writing the file is the CLI's job.
 """
 
@@ -21,8 +24,10 @@ from typing import Any, Literal, get_args
 
 from docker_transfer.errors import EXIT_FAILED, EXIT_OK, UsageError
 
-REPORT_VERSION = 1
-"""The ``version`` written to, and the only one read from, report JSON."""
+REPORT_VERSION = 2
+"""The ``version`` written to report JSON."""
+READ_VERSIONS = (1, 2)
+"""The versions :meth:`Report.from_dict` reads."""
 
 Status = Literal["copied", "unchanged", "failed", "planned"]
 """``copied``: pushed now; ``unchanged``: already there with the same digest;
@@ -46,6 +51,10 @@ class TagResult:
     bytes_copied: int = 0
     duration_s: float = 0.0
     error: str | None = None
+    skipped: list[str] = field(default_factory=list)
+    """Requested platforms left out because the source does not list them (``allow_partial``)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the copy left out or worked around, e.g. attestations the destination refused."""
 
     def __post_init__(self) -> None:
         # Literal is only checked statically; a typo here would corrupt every summary.
@@ -64,6 +73,8 @@ class TagResult:
             "bytes_copied": self.bytes_copied,
             "duration_s": round(self.duration_s, 3),
             "error": self.error,
+            "skipped": list(self.skipped),
+            "warnings": list(self.warnings),
         }
 
 
@@ -128,10 +139,10 @@ class Report:
         if not isinstance(data, Mapping):
             raise UsageError(f"invalid report: expected a JSON object, got {type(data).__name__}")
         version = data.get("version")
-        if version != REPORT_VERSION:
+        if version not in READ_VERSIONS or isinstance(version, bool):
             raise UsageError(
                 f"invalid report: unsupported version {json.dumps(version)}; "
-                f"this docker-transfer reads version {REPORT_VERSION}"
+                f"this docker-transfer reads versions {' and '.join(map(str, READ_VERSIONS))}"
             )
         started = _read_time(data.get("started"), "started", problems, required=True)
         finished = _read_time(data.get("finished"), "finished", problems, required=False)
@@ -210,7 +221,7 @@ def render_table(report: Report) -> str:
     rows = [header]
     for r in report.results:
         size = "-" if r.status in ("failed", "planned") and not r.bytes_copied else human_size(r.bytes_copied)
-        platforms = ",".join(p.removeprefix("linux/") for p in r.platforms) or "-"
+        platforms = ",".join(map(short_platform, r.platforms)) or "-"
         rows.append((f"{r.target}:{r.tag}", r.status, platforms, size, human_duration(r.duration_s)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     # Numbers read best right-aligned; the last column needs no padding after it.
@@ -224,12 +235,27 @@ def render_table(report: Report) -> str:
     if not report.results:
         lines.append("(no results)")
     lines.append(_totals(report))
+    skipped = {
+        f"  {r.target}:{r.tag}: {', '.join(map(short_platform, r.skipped))}": None
+        for r in report.results
+        if r.skipped
+    }
+    if skipped:
+        lines.extend(["", "Skipped platforms (not in the source; allow_partial):", *skipped])
+    warnings = {f"  {r.target}:{r.tag}: {w}": None for r in report.results for w in r.warnings}
+    if warnings:
+        lines.extend(["", "Warnings:", *warnings])
     if report.failed:
         lines.extend(["", "Failures:"])
         for r in report.failed:
             message = (r.error or "unknown error").replace("\n", "\n    ")
             lines.append(f"  {r.target}:{r.tag} (from {r.source}): {message}")
     return "\n".join(lines)
+
+
+def short_platform(name: str) -> str:
+    """A platform as tables show it: ``linux/`` left out (``amd64``, ``arm64/v8``, ``windows/amd64``)."""
+    return name.removeprefix("linux/")
 
 
 def human_size(n: int) -> str:
@@ -306,9 +332,13 @@ def _read_result(raw: Any, where: str, problems: list[str]) -> TagResult | None:
     for key in ("digest", "error"):
         if not isinstance(raw.get(key), str | None):
             problems.append(f"{where}.{key}: expected a string or null")
-    platforms = raw.get("platforms", [])
-    if not isinstance(platforms, list) or not all(isinstance(p, str) for p in platforms):
-        problems.append(f"{where}.platforms: expected a list of strings")
+    lists: dict[str, list[str]] = {}
+    for key in ("platforms", "skipped", "warnings"):
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+            problems.append(f"{where}.{key}: expected a list of strings")
+        else:
+            lists[key] = list(value)
     bytes_copied = raw.get("bytes_copied", 0)
     if isinstance(bytes_copied, bool) or not isinstance(bytes_copied, int) or bytes_copied < 0:
         problems.append(f"{where}.bytes_copied: expected a non-negative integer")
@@ -323,8 +353,10 @@ def _read_result(raw: Any, where: str, problems: list[str]) -> TagResult | None:
         tag=raw["tag"],
         status=raw["status"],
         digest=raw.get("digest"),
-        platforms=list(platforms),
+        platforms=lists["platforms"],
         bytes_copied=bytes_copied,
         duration_s=float(duration),
         error=raw.get("error"),
+        skipped=lists["skipped"],
+        warnings=lists["warnings"],
     )

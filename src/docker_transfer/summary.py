@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from docker_transfer.report import Report, TagResult, human_duration, human_size
+from docker_transfer.report import Report, TagResult, human_duration, human_size, short_platform
 
 STATUS_ICONS = {"failed": "❌", "copied": "✅", "planned": "📝", "unchanged": "⚪"}
 """The icon shown before each status in the summary."""
@@ -44,6 +44,11 @@ def escape_property(text: str) -> str:
 def error_command(title: str, message: str) -> str:
     """``::error title=<title>::<message>``: an error annotation on the run's page."""
     return f"::error title={escape_property(title)}::{escape_data(message)}"
+
+
+def warning_command(title: str, message: str) -> str:
+    """``::warning title=<title>::<message>``: a warning annotation on the run's page."""
+    return f"::warning title={escape_property(title)}::{escape_data(message)}"
 
 
 def group_command(title: str) -> str:
@@ -104,6 +109,16 @@ class ImageResults:
         return list(dict.fromkeys(r.error or "unknown error" for r in self.results if r.status == "failed"))
 
     @property
+    def warnings(self) -> list[str]:
+        """The distinct warnings of every tag, in report order."""
+        return list(dict.fromkeys(w for r in self.results for w in r.warnings))
+
+    @property
+    def skipped(self) -> list[str]:
+        """The distinct requested platforms the source does not list (``allow_partial``)."""
+        return list(dict.fromkeys(p for r in self.results for p in r.skipped))
+
+    @property
     def failed_tags(self) -> list[str]:
         """Tags whose status is ``failed``."""
         return [r.tag for r in self.results if r.status == "failed"]
@@ -139,6 +154,16 @@ def error_annotations(report: Report) -> list[str]:
         message = f"{image.source} -> {image.target}:{tags}: {'; '.join(image.errors)}"
         lines.append(error_command(image.target, message))
     return lines
+
+
+def warning_annotations(report: Report) -> list[str]:
+    """One ``::warning`` command per warning of an image that did not fail (e.g. attestations refused)."""
+    return [
+        warning_command(image.target, f"{image.source} -> {image.target}: {warning}")
+        for image in group_images(report.results)
+        if image.status != "failed"
+        for warning in image.warnings
+    ]
 
 
 # --- rate limits -------------------------------------------------------------------------------
@@ -265,6 +290,12 @@ def render_summary(
         lines += ["### Failures", ""]
         lines += _failures_table(failed, missing)
         lines.append("")
+    warned = [image for image in images if image.warnings]
+    if warned:
+        lines += ["### Warnings", "", "| Image | Warning |", "| --- | --- |"]
+        for image in warned:
+            lines += [f"| {_code(image.target)} | {_cell(_cut(w))} |" for w in image.warnings]
+        lines.append("")
     if images:
         lines += ["### Images", ""]
         for image in images:
@@ -315,9 +346,7 @@ def _failures_table(failed: list[ImageResults], missing: Sequence[str]) -> list[
     rows = ["| Image | Tags | Source | Error |", "| --- | --- | --- | --- |"]
     for image in failed:
         tags = ", ".join(_code(tag) for tag in image.failed_tags)
-        error = "; ".join(image.errors)
-        if len(error) > MAX_ERROR_CHARS:
-            error = error[: MAX_ERROR_CHARS - 1] + "…"
+        error = _cut("; ".join(image.errors))
         rows.append(f"| {_code(image.target)} | {tags} | {_code(image.source)} | {_cell(error)} |")
     for path in missing:
         rows.append(
@@ -336,16 +365,24 @@ def _image_table(image: ImageResults) -> list[str]:
         "| --- | --- | --- | ---: | ---: |",
     ]
     for r in image.results:
-        platforms = ", ".join(p.removeprefix("linux/") for p in r.platforms) or "-"
+        platforms = ", ".join(map(short_platform, r.platforms)) or "-"
         size = "-" if r.status in ("failed", "planned") and not r.bytes_copied else human_size(r.bytes_copied)
         status = f"{STATUS_ICONS.get(r.status, '')} {r.status}"
         rows.append(
             f"| {_code(r.tag)} | {_cell(platforms)} | {status} | {size} | {human_duration(r.duration_s)} |"
         )
+    # Version 1 reports carried notes (allow_partial) in the error of a copied row.
     notes = dict.fromkeys(r.error for r in image.results if r.error and r.status != "failed")
-    if notes:
-        rows += ["", *(f"Note: {_cell(note)}" for note in notes if note)]
-    return rows
+    extra = [f"Note: {_cell(note)}" for note in notes if note]
+    if image.skipped:
+        shown = ", ".join(_code(short_platform(p)) for p in image.skipped)
+        extra.append(f"Skipped (not in the source, allow_partial): {shown}")
+    extra += [f"⚠️ Warning: {_cell(_cut(w))}" for w in image.warnings]
+    return [*rows, "", *extra] if extra else rows
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
 def _cell(text: str) -> str:

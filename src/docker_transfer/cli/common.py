@@ -210,3 +210,14 @@ def parse_duration(text: str, option: str) -> float:
     if number:
         raise UsageError(f"{option}: invalid duration {text!r}; give a unit (s, m, h) after {number}")
     return total
+
+
+attestations_option = click.option(
+    "--attestations",
+    type=click.Choice(["keep", "drop", "auto"]),
+    default="auto",
+    show_default=True,
+    help="Attestation/artifact manifests of an index: keep them, drop them, or keep them unless the "
+    "destination refuses them (auto: then publish without them and warn).",
+)
+"""``--attestations keep|drop|auto`` of ``copy`` and ``sync`` (an images.json entry's own field wins)."""

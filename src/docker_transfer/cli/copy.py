@@ -11,12 +11,14 @@ import click
 
 from docker_transfer.cli.bars import ByteProgress
 from docker_transfer.cli.common import (
+    attestations_option,
     build_client,
     build_transport,
     run_async,
     setup_logging,
     transport_options,
 )
+from docker_transfer.config import AttestationMode
 from docker_transfer.engine.blobs import BlobTracker
 from docker_transfer.engine.check import destination_state, source_digest
 from docker_transfer.engine.copy import Copier, CopyResult
@@ -63,6 +65,7 @@ def _destination(source: Reference, text: str, extra_tags: tuple[str, ...]) -> t
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--force", is_flag=True, help="Copy even when the destination tags already hold this image.")
+@attestations_option
 @transport_options
 def copy_command(
     source: str,
@@ -73,6 +76,7 @@ def copy_command(
     concurrency: int,
     as_json: bool,
     force: bool,
+    attestations: AttestationMode,
     insecure: tuple[str, ...],
     ca_cert: str | None,
     read_timeout: float,
@@ -91,7 +95,11 @@ def copy_command(
     platforms: list[Platform] | None = [parse_platform(a) for a in arches] or None
     dest, tags = _destination(src, destination, extra_tags)
     transport = build_transport(insecure, ca_cert, read_timeout)
-    result = run_async(_copy(src, dest, tags, platforms, transport, concurrency, verbose, force))
+    result = run_async(
+        _copy(src, dest, tags, platforms, transport, concurrency, verbose, force, attestations)
+    )
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         click.echo(json.dumps(_as_dict(result), indent=2))
         return
@@ -117,29 +125,35 @@ async def _copy(
     concurrency: int,
     verbose: int,
     force: bool,
+    attestations: AttestationMode,
 ) -> CopyResult:
     client, _ = build_client(transport)
     setup_logging(verbose)
     async with client:
         if tags and not force:
-            held = await _already_there(client, src, dest, tags, platforms)
+            held = await _already_there(client, src, dest, tags, platforms, attestations)
             if held is not None:
                 return held
         copier = Copier(client, BlobTracker(concurrency=concurrency))
         image = await copier.resolve(src, platforms)
         with ByteProgress(enabled=sys.stderr.isatty(), total=image.total_bytes, label=dest.repository) as bar:
-            return await copier.push(image, dest, tags, bar.advance)
+            return await copier.push(image, dest, tags, bar.advance, attestations=attestations)
 
 
 async def _already_there(
-    client: RegistryClient, src: Reference, dest: Reference, tags: list[str], platforms: list[Platform] | None
+    client: RegistryClient,
+    src: Reference,
+    dest: Reference,
+    tags: list[str],
+    platforms: list[Platform] | None,
+    attestations: AttestationMode,
 ) -> CopyResult | None:
     """An ``unchanged`` result when every destination tag holds what this copy would push."""
     started = time.monotonic()
     digest, (before, held) = await asyncio.gather(
         source_digest(client, src), destination_state(client, dest, tags, tags)
     )
-    if held is None or not is_unchanged(digest, platforms, before, held):
+    if held is None or not is_unchanged(digest, platforms, before, held, attestations=attestations):
         return None
     present = tuple(map(str, platforms_of(held))) if held.is_index else ()
     return CopyResult(
@@ -168,4 +182,5 @@ def _as_dict(result: CopyResult) -> dict[str, object]:
         "blobs_mounted": result.blobs_mounted,
         "blobs_present": result.blobs_present,
         "duration_s": round(result.duration_s, 3),
+        "warnings": list(result.warnings),
     }

@@ -70,6 +70,10 @@ def image_line(job: Job, results: Sequence[TagResult], position: str = "", *, er
     if status in ("copied", "planned"):
         line += f" ({human_size(moved)}{' to copy' if status == 'planned' else ''})"
     messages = list(dict.fromkeys(r.error for r in results if r.error))
+    skipped = list(dict.fromkeys(p for r in results for p in r.skipped))
+    if skipped:
+        messages.append(f"skipped {', '.join(skipped)} (not in the source)")
+    messages += dict.fromkeys(f"warning: {w}" for r in results for w in r.warnings)
     if errors and messages:
         line += f": {'; '.join(messages)}"
     return line
@@ -86,8 +90,9 @@ def tag_line(result: TagResult) -> str:
         human_duration(result.duration_s),
     ]
     line = "  " + "  ".join(parts)
-    if result.error:
-        line += f"\n    {result.error}"
+    for note in [result.error or "", *(f"warning: {w}" for w in result.warnings)]:
+        if note:
+            line += f"\n    {note}"
     return line
 
 

@@ -18,6 +18,7 @@ import click
 
 from docker_transfer.cli.common import (
     all_secrets,
+    attestations_option,
     build_client,
     build_transport,
     parse_duration,
@@ -34,7 +35,7 @@ from docker_transfer.cli.progress import (
     choose_display,
     no_color,
 )
-from docker_transfer.config import Config, load_config
+from docker_transfer.config import AttestationMode, Config, load_config
 from docker_transfer.engine.sync import Syncer, SyncEvents, SyncOptions
 from docker_transfer.errors import EXIT_INTERRUPTED, DockerTransferError, UsageError
 from docker_transfer.plan import Job, Target, plan_jobs
@@ -42,7 +43,14 @@ from docker_transfer.reference import Reference
 from docker_transfer.registry.credentials import Credential, DockerConfig, config_path
 from docker_transfer.report import Report, render_table
 from docker_transfer.shard import Shard, parse_shard
-from docker_transfer.summary import error_annotations, inert, mask_commands, ratelimits_from, render_summary
+from docker_transfer.summary import (
+    error_annotations,
+    inert,
+    mask_commands,
+    ratelimits_from,
+    render_summary,
+    warning_annotations,
+)
 
 DEFAULT_ALIYUN_REGISTRY = "registry.cn-hangzhou.aliyuncs.com"
 
@@ -245,6 +253,7 @@ def _events(
     help="Fetch nothing more from a registry whose stated pull quota is below N (those images fail).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress or per-image lines; the final table only.")
+@attestations_option
 @transport_options
 def sync_command(
     config_path: str,
@@ -260,6 +269,7 @@ def sync_command(
     shard_text: str | None,
     min_ratelimit: int | None,
     quiet: bool,
+    attestations: AttestationMode,
     insecure: tuple[str, ...],
     ca_cert: str | None,
     read_timeout: float,
@@ -300,6 +310,7 @@ def sync_command(
         run_timeout=parse_duration(run_timeout, "--timeout") if run_timeout else None,
         dry_run=dry_run,
         min_ratelimit=min_ratelimit,
+        attestations=attestations,
     )
     jobs = plan_jobs(config, target)
     in_config = len(jobs)
@@ -374,7 +385,7 @@ def _github_outputs(
         append_markdown(path, redact_text(markdown))
     else:
         click.echo("warning: GITHUB_STEP_SUMMARY is not set; no job summary written", err=True)
-    for line in error_annotations(report):
+    for line in [*error_annotations(report), *warning_annotations(report)]:
         click.echo(redact_text(line), err=True)
 
 

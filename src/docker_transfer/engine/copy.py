@@ -13,12 +13,12 @@ import functools
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from docker_transfer.config import AttestationMode
 from docker_transfer.engine.blobs import BlobCopier, BlobOutcome, BlobTracker
-from docker_transfer.errors import ManifestError, PlatformNotFoundError
+from docker_transfer.errors import ManifestError, ManifestRefusedError, PlatformNotFoundError, RegistryError
 from docker_transfer.manifest import (
-    ATTESTATION_REF_DIGEST_KEY,
     Descriptor,
     Manifest,
     Selection,
@@ -34,6 +34,10 @@ from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.manifests import get_manifest, put_manifest
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
+REFUSAL_STATUSES = frozenset({400, 403, 415, 422})
+"""Answers to a manifest PUT that mean "not this content" (ACR: 403 DENIED, others 400 MANIFEST_INVALID)."""
+# Answers about blobs missing (overlapping runs, a broken upload) or access, not about the content.
+_NOT_REFUSALS = frozenset({"BLOB_UNKNOWN", "MANIFEST_BLOB_UNKNOWN", "DIGEST_INVALID", "UNAUTHORIZED"})
 
 
 @dataclass(frozen=True)
@@ -60,31 +64,28 @@ class ResolvedImage:
                 return by_digest.get(desc.digest)
         return None
 
-    def without(self, dropped: set[str]) -> ResolvedImage:
-        """This image minus the children in ``dropped`` (and their attestations): a partial publish."""
-        assert self.selection is not None
-        kept = tuple(
-            d
-            for d in self.selection.children
-            if d.digest not in dropped and d.annotations.get(ATTESTATION_REF_DIGEST_KEY) not in dropped
-        )
-        if not any(not d.is_attestation for d in kept):
-            raise ValueError("nothing left to publish")
-        lost = tuple(d.platform for d in self.selection.children if d.digest in dropped and d.platform)
-        platforms = tuple(p for p in self.platforms if p not in lost)
-        selection = Selection(children=kept, platforms=platforms, is_complete=False, missing=())
+    @property
+    def artifact_digests(self) -> set[str]:
+        """Children that are attestations or other artifacts, by their index entry or their own manifest."""
+        entries = self.selection.children if self.selection else ()
+        return {d.digest for d in entries if d.is_artifact} | {
+            c.digest for c in self.children if c.is_artifact
+        }
+
+    def without_artifacts(self) -> ResolvedImage:
+        """This image with its attestation and artifact entries left out of the index it pushes."""
+        dropped = self.artifact_digests
+        if not dropped or self.selection is None:
+            return self
+        selection = self.selection.without(dropped)
+        if not any(not d.is_artifact for d in selection.children):
+            raise ManifestError(
+                f"{self.source}: every selected entry is an attestation or artifact; nothing left to publish"
+            )
         data = build_filtered_index(self.top, selection)
-        children = tuple(c for c in self.children if c.digest in {d.digest for d in kept})
-        return ResolvedImage(
-            self.source,
-            self.top,
-            data,
-            self.push_media_type,
-            sha256_digest(data),
-            children,
-            platforms,
-            selection,
-            self.missing + lost,
+        children = tuple(c for c in self.children if c.digest not in dropped)
+        return replace(
+            self, push_data=data, push_digest=sha256_digest(data), children=children, selection=selection
         )
 
     @property
@@ -121,6 +122,8 @@ class CopyResult:
     status: str = "copied"
     """``copied``, or ``unchanged`` when the destination already held it and nothing was pushed."""
     outcomes: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """What the copy had to leave out or work around (e.g. attestations the destination refused)."""
 
 
 class Copier:
@@ -130,6 +133,8 @@ class Copier:
         self.client = client
         self.tracker = tracker or BlobTracker()
         self.blobs = BlobCopier(client, self.tracker)
+        self.refuses_artifacts: dict[str, str] = {}
+        """Destination hosts that refused an attestation or artifact manifest this run: their words."""
 
     async def resolve(
         self,
@@ -225,30 +230,37 @@ class Copier:
         progress: Callable[[int], None] | None = None,
         *,
         arch_tags: Sequence[tuple[str, Platform]] = (),
-        allow_partial: bool = False,
+        attestations: AttestationMode = "auto",
     ) -> CopyResult:
         """Push a resolved image: blobs, children by digest, then the top manifest under each tag.
 
         ``arch_tags`` point extra tags at single-platform children, written after
-        the index tags. With ``allow_partial`` a child whose blobs fail is dropped
-        and the index rebuilt from the rest, instead of failing the whole image.
+        the index tags. Any failed blob or manifest fails the image before a tag
+        moves. ``attestations`` says what to do with attestation and artifact
+        entries: ``keep`` them, ``drop`` them, or (``auto``) keep them unless the
+        destination refuses them, then publish without them and remember that
+        host for the rest of the run.
         """
         started = time.monotonic()
+        host = destination.api_host
+        warnings: list[str] = []
+        if image.artifact_digests and attestations == "drop":
+            image = image.without_artifacts()
+        elif image.artifact_digests and attestations == "auto" and host in self.refuses_artifacts:
+            count = len(image.artifact_digests)
+            image = image.without_artifacts()
+            warnings.append(
+                f"published without {count} attestation/artifact manifest(s): {host} refused them "
+                f"earlier in this run ({self.refuses_artifacts[host]})"
+            )
         blobs = image.blobs
         outcomes = await asyncio.gather(
             *(self.blobs.ensure(image.source, destination, blob, progress) for blob in blobs),
             return_exceptions=True,
         )
-        failed = {b.digest: o for b, o in zip(blobs, outcomes, strict=True) if isinstance(o, BaseException)}
-        if failed:
-            first = next(iter(failed.values()))
-            if not allow_partial or not image.children:
-                raise first
-            dropped = {c.digest for c in image.children if any(b.digest in failed for b in c.blobs)}
-            try:
-                image = image.without(dropped)
-            except ValueError:
-                raise first from None
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         result = CopyResult(
             source=str(image.source),
             destination=destination.name,
@@ -259,8 +271,7 @@ class Copier:
             missing=tuple(str(p) for p in image.missing),
         )
         for blob, outcome in zip(blobs, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                continue
+            assert isinstance(outcome, BlobOutcome)
             result.outcomes[blob.digest] = outcome.value
             if outcome is BlobOutcome.UPLOADED:
                 result.blobs_uploaded += 1
@@ -269,29 +280,81 @@ class Copier:
                 result.blobs_mounted += 1
             else:
                 result.blobs_present += 1
-        client = self.client
-        for child in image.children:
-            await client.retry.call(
-                functools.partial(
-                    put_manifest, client, destination, child.digest, child.data, child.media_type
-                )
-            )
-        identifiers = list(tags) or [image.push_digest]
-        for identifier in identifiers:
-            await client.retry.call(
-                functools.partial(
-                    put_manifest, client, destination, identifier, image.push_data, image.push_media_type
-                )
-            )
+        image = await self._put_children(image, destination, attestations, warnings)
+        result.digest = await self._put_top(image, destination, tags, warnings)
         for tag, platform in arch_tags:
             single = image.child_for(platform)
             if single is None:
                 continue
-            await client.retry.call(
-                functools.partial(put_manifest, client, destination, tag, single.data, single.media_type)
-            )
+            await self._put(destination, tag, single.data, single.media_type, "image manifest")
+        result.warnings = warnings
         result.duration_s = time.monotonic() - started
         return result
+
+    async def _put_children(
+        self, image: ResolvedImage, destination: Reference, mode: AttestationMode, warnings: list[str]
+    ) -> ResolvedImage:
+        """PUT every child by digest, images before artifacts, so a refused artifact is all that is lost."""
+        artifacts = image.artifact_digests
+        ordered = sorted(image.children, key=lambda c: c.digest in artifacts)
+        for child in ordered:
+            kind = "attestation/artifact manifest" if child.digest in artifacts else "image manifest"
+            try:
+                await self._put(destination, child.digest, child.data, child.media_type, kind)
+            except ManifestRefusedError as exc:
+                if child.digest not in artifacts or mode != "auto":
+                    raise
+                host = destination.api_host
+                self.refuses_artifacts.setdefault(host, exc.words)
+                warnings.append(
+                    f"{host} refused attestation/artifact manifests ({exc.words}); published without "
+                    f'{len(artifacts)} of them (--attestations drop, or "attestations": "drop", '
+                    "skips them up front)"
+                )
+                return image.without_artifacts()
+        return image
+
+    async def _put_top(
+        self, image: ResolvedImage, destination: Reference, tags: Sequence[str], warnings: list[str]
+    ) -> str:
+        """PUT the top manifest under each tag (by digest when there is none); return its digest.
+
+        A destination that refuses our annotations on a filtered index gets the
+        index without them: correct, but then no later run can tell it is up to
+        date, so each run copies it again (said in a warning).
+        """
+        data, digest = image.push_data, image.push_digest
+        kind = "index" if image.top.is_index else "image manifest"
+        for i, identifier in enumerate(list(tags) or [digest]):
+            try:
+                await self._put(destination, identifier, data, image.push_media_type, kind)
+            except ManifestRefusedError as exc:
+                if i or image.selection is None or image.push_data == image.top.data:
+                    raise
+                bare = build_filtered_index(image.top, image.selection, source_digest_annotation=False)
+                try:
+                    await self._put(destination, identifier, bare, image.push_media_type, kind)
+                except ManifestRefusedError:
+                    raise exc from None
+                data, digest = bare, sha256_digest(bare)
+                warnings.append(
+                    f"{destination.api_host} refused the filtered index with docker-transfer's annotations "
+                    f"({exc.words}); published it without them, so every run copies this image again"
+                )
+        return digest
+
+    async def _put(
+        self, destination: Reference, identifier: str, data: bytes, media_type: str, kind: str
+    ) -> None:
+        """One manifest PUT (retried); a refusal of the content becomes :class:`ManifestRefusedError`."""
+        try:
+            await self.client.retry.call(
+                functools.partial(put_manifest, self.client, destination, identifier, data, media_type)
+            )
+        except RegistryError as exc:
+            if not is_refusal(exc):
+                raise
+            raise refusal(exc, destination, identifier, media_type, kind) from exc
 
     async def copy(
         self,
@@ -304,3 +367,32 @@ class Copier:
         """Resolve ``source`` and push the selected platforms to ``destination`` under ``tags``."""
         image = await self.resolve(source, platforms)
         return await self.push(image, destination, tags, progress)
+
+
+def is_refusal(exc: RegistryError) -> bool:
+    """True when a manifest PUT failed because of what the manifest is, not access or missing blobs."""
+    if isinstance(exc, ManifestRefusedError) or exc.status not in REFUSAL_STATUSES:
+        return False
+    if exc.code in _NOT_REFUSALS:
+        return False
+    return "requested access to the resource is denied" not in (exc.detail or "")
+
+
+def refusal(
+    exc: RegistryError, destination: Reference, identifier: str, media_type: str, kind: str
+) -> ManifestRefusedError:
+    """One line naming what was refused, the registry's own words, and what to do about it."""
+    host = destination.api_host
+    if kind.startswith("attestation"):
+        hint = 'set "attestations": "auto" or "drop" for this entry, or pass --attestations drop'
+    elif media_type.startswith("application/vnd.oci."):
+        hint = f"{host} may not accept OCI media types; mirror to a registry that does"
+    else:
+        hint = f"{host} does not accept this manifest as it is"
+    where = identifier if identifier.startswith("sha256:") else f"tag {identifier}"
+    return ManifestRefusedError(
+        f"{host} refused the {kind} ({media_type}) for {destination.name} {where}: "
+        f"{exc.status} {exc.words}; {hint}",
+        media_type=media_type,
+        cause=exc,
+    )

@@ -10,18 +10,21 @@ A failure is recorded against its entry's tags and never stops the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from docker_transfer.config import AttestationMode
 from docker_transfer.engine.blobs import BlobTracker
 from docker_transfer.engine.check import destination_state, source_digest
 from docker_transfer.engine.copy import Copier, CopyResult, ResolvedImage
 from docker_transfer.errors import DockerTransferError, ImageTimeoutError, RateLimitedError
 from docker_transfer.manifest import Manifest, platforms_of
-from docker_transfer.plan import Job, is_unchanged
+from docker_transfer.plan import Job, is_unchanged, skipped_platforms
+from docker_transfer.platform import Platform
 from docker_transfer.registry.blobs import blob_exists
 from docker_transfer.registry.client import RegistryClient
 from docker_transfer.report import Report, Status, TagResult
@@ -43,6 +46,8 @@ class SyncOptions:
     dry_run: bool = False
     min_ratelimit: int | None = None
     """Stop fetching from a registry whose stated pull quota falls below this (HEADs go on)."""
+    attestations: AttestationMode = "auto"
+    """Attestation and artifact entries: ``keep``, ``drop`` or ``auto``; an entry's own field wins."""
 
 
 class SyncEvents:
@@ -173,6 +178,9 @@ class Syncer:
 
         return await _once(self._resolved, key, make)
 
+    def _attestations(self, job: Job) -> AttestationMode:
+        return job.entry.attestations or self.options.attestations
+
     async def _check(self, job: Job, started: float) -> list[TagResult] | _Pending:
         # The source HEAD and the destination HEADs are independent: one round trip, not two.
         source_digest, (before, held) = await asyncio.gather(
@@ -180,26 +188,43 @@ class Syncer:
         )
         arch_heads = {tag: (platform, before[tag]) for tag, platform in job.arch_tags}
         index_heads = {t: before[t] for t in job.tags}
+        single: Platform | None = None
+        if held is not None and not held.is_index and held.digest == source_digest and job.platforms:
+            # A single image names its platform only in its config: read it at the destination.
+            with contextlib.suppress(DockerTransferError):  # unknown: judged without it
+                single = await self.copier.image_platform(job.destination, held)
         unchanged = is_unchanged(
-            source_digest, job.platforms, index_heads, held, arch_heads, partial_ok=job.entry.allow_partial
+            source_digest,
+            job.platforms,
+            index_heads,
+            held,
+            arch_heads,
+            partial_ok=job.entry.allow_partial,
+            attestations=self._attestations(job),
+            image_platform=single,
         )
         if not unchanged:
             return _Pending(source_digest, before)
-        present = tuple(map(str, platforms_of(held))) if held is not None and held.is_index else ()
+        assert held is not None
+        present = platforms_of(held) if held.is_index else (single,) if single else job.platforms or ()
+        skipped = _names(skipped_platforms(job.platforms, held))
         arch = dict(job.arch_tags)
         took = time.monotonic() - started
-        return [
+        results = [
             _result(
-                job, tag, "unchanged", before[tag], (str(arch[tag]),) if tag in arch else present, 0, took
+                job, tag, "unchanged", before[tag], _names([arch[tag]] if tag in arch else present), 0, took
             )
             for tag in job.all_tags
             if tag in job.tags or before[tag] is not None  # allow_partial: unpublished arch tags
         ]
+        for result in results:
+            result.skipped = list(skipped) if result.tag in job.tags else []
+        return results
 
     async def _copy(self, job: Job, pending: _Pending, started: float) -> list[TagResult]:
         source_digest, before = pending.source_digest, pending.before
         image = await self._resolve(job, source_digest)
-        platforms = tuple(str(p) for p in image.platforms)
+        platforms = _names(image.platforms)
         self.events.job_sized(job, image.total_bytes)
         if self.options.dry_run:
             needed = await self._bytes_needed(job, image)
@@ -221,7 +246,7 @@ class Syncer:
             job.tags,
             lambda n: self.events.bytes_moved(job, n),
             arch_tags=job.arch_tags,
-            allow_partial=job.entry.allow_partial,
+            attestations=self._attestations(job),
         )
         return self._pushed_results(job, image, copied, before, time.monotonic() - started)
 
@@ -229,7 +254,6 @@ class Syncer:
         self, job: Job, image: ResolvedImage, copied: CopyResult, before: dict[str, str | None], took: float
     ) -> list[TagResult]:
         results: list[TagResult] = []
-        note = f"partial: published without {', '.join(copied.missing)}" if copied.missing else None
         bytes_left = copied.bytes_copied
         for tag in job.all_tags:
             digest: str | None
@@ -239,14 +263,16 @@ class Syncer:
                 platform = dict(job.arch_tags)[tag]
                 child = image.child_for(platform)
                 if child is None:
-                    continue  # allow_partial left this platform out: its tag was not written
+                    continue  # allow_partial: the source does not list this platform, so no tag for it
                 digest = child.digest
             status: Status = "unchanged" if before.get(tag) == digest and digest is not None else "copied"
-            shown = copied.platforms if tag in job.tags else (str(dict(job.arch_tags)[tag]),)
+            shown = _names(image.platforms) if tag in job.tags else _names([dict(job.arch_tags)[tag]])
             result = _result(job, tag, status, digest, shown, 0, took)
             if status == "copied":
                 result.bytes_copied, bytes_left = bytes_left, 0
-            result.error = note
+            if tag in job.tags:
+                result.skipped = _names(image.missing)
+                result.warnings = list(copied.warnings)
             results.append(result)
         if bytes_left and results:
             results[0].bytes_copied += bytes_left
@@ -295,9 +321,17 @@ def _result(
     )
 
 
+def _names(platforms: Iterable[Platform]) -> list[str]:
+    """Platforms as every row of the report shows them: sorted, distinct, default variant spelled out."""
+    return [str(p) for p in sorted({p.normalized for p in platforms})]
+
+
 def _failed(job: Job, error: str, took: float) -> list[TagResult]:
+    arch = dict(job.arch_tags)
     results = [
-        _result(job, tag, "failed", None, [str(p) for p in job.platforms or ()], 0, took)
+        _result(
+            job, tag, "failed", None, _names([arch[tag]] if tag in arch else job.platforms or ()), 0, took
+        )
         for tag in job.all_tags
     ]
     for result in results:

@@ -128,7 +128,15 @@ async def error_from_response(response: httpx.Response, what: str) -> RegistryEr
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
 
     def build(cls: type[RegistryError], text: str, retryable: bool = False) -> RegistryError:
-        return cls(text, status=status, code=code, host=host, retryable=retryable, retry_after=retry_after)
+        return cls(
+            text,
+            status=status,
+            code=code,
+            host=host,
+            retryable=retryable,
+            retry_after=retry_after,
+            detail=detail or None,
+        )
 
     if status == 401:
         return build(
