@@ -5,7 +5,8 @@ regex and affects the next ``times`` of them: answer a status (500, 429 with
 ``Retry-After``…), reset the connection after N body bytes, close early
 (truncate), stall mid-body, flip a byte, strip ``Range`` so the upstream sends
 the whole body, add headers (rate limits), replace the body (huge or endless),
-or redirect. Everything else is forwarded unchanged, bodies streamed.
+redirect, or refuse open-ended ``Range`` requests with 416. Everything else is
+forwarded unchanged, bodies streamed.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Fault:
     body: bytes | None = None
     endless_body: bool = False
     redirect_to: str | None = None
+    refuse_open_range: bool = False
+    """Answer 416 to ``Range: bytes=N-`` (no last byte), as some registries do; others pass."""
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -134,6 +137,13 @@ class FaultProxy(ThreadedServer):
                     owner.records.append(record)
                 fault = owner._take(self.command, path)
                 body = self._read_body()
+                if fault is not None and fault.refuse_open_range:
+                    if re.fullmatch(r"bytes=\d+-", self.headers.get("Range", "").strip()):
+                        record.fault = "open range refused"
+                        record.status = 416
+                        self.send_bytes(416, b'{"errors":[{"code":"RANGE_INVALID","message":"open range"}]}')
+                        return
+                    fault = None
                 if fault is not None and (fault.status is not None or fault.redirect_to is not None):
                     self._answer(fault, record)
                     return

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from docker_transfer.engine.blobs import BlobCopier, BlobOutcome, BlobTracker
-from docker_transfer.errors import ManifestError, PlatformNotFoundError
+from docker_transfer.errors import ManifestError, PlatformNotFoundError, RegistryError
 from docker_transfer.manifest import (
     ATTESTATION_REF_DIGEST_KEY,
     Descriptor,
@@ -29,11 +30,18 @@ from docker_transfer.manifest import (
 )
 from docker_transfer.platform import Platform
 from docker_transfer.reference import Reference
-from docker_transfer.registry.blobs import read_blob
+from docker_transfer.registry.blobs import blob_exists, read_blob
 from docker_transfer.registry.client import RegistryClient
-from docker_transfer.registry.manifests import get_manifest, put_manifest
+from docker_transfer.registry.manifests import get_manifest, manifest_exists, put_manifest
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
+CHILD_FETCHES = 8
+"""Child manifests fetched at once while resolving an index."""
+MANIFEST_RECHECKS = 3
+"""Times a manifest PUT refused for a lost reference is healed and retried."""
+# What Distribution answers while another run's writes of the same content land.
+_LOST_REFERENCE = frozenset({"DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN"})
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -167,17 +175,22 @@ class Copier:
         if not allow_missing or not selection.platforms:
             check_selection(str(source), selection, top)
 
-        async def child(desc: Descriptor) -> Manifest:
-            manifest = await self.client.retry.call(
-                lambda: get_manifest(self.client, source, digest=desc.digest)
-            )
-            if manifest.is_index:
-                raise ManifestError(
-                    f"{source}: nested index {desc.digest} is not supported", digest=desc.digest
+        # An index may list one child many times: each distinct child is fetched once, and
+        # only a few at a time, so thousands of entries neither flood the source nor wait
+        # in the connection pool's queue past every timeout.
+        limit = asyncio.Semaphore(CHILD_FETCHES)
+
+        async def child(digest: str) -> Manifest:
+            async with limit:
+                manifest = await self.client.retry.call(
+                    lambda: get_manifest(self.client, source, digest=digest)
                 )
+            if manifest.is_index:
+                raise ManifestError(f"{source}: nested index {digest} is not supported", digest=digest)
             return manifest
 
-        children = tuple(await asyncio.gather(*(child(d) for d in selection.children)))
+        distinct = dict.fromkeys(d.digest for d in selection.children)
+        children = tuple(await asyncio.gather(*(child(d) for d in distinct)))
         data = build_filtered_index(top, selection, source_digest_annotation=annotate)
         return ResolvedImage(
             source,
@@ -269,29 +282,65 @@ class Copier:
                 result.blobs_mounted += 1
             else:
                 result.blobs_present += 1
-        client = self.client
         for child in image.children:
-            await client.retry.call(
-                functools.partial(
-                    put_manifest, client, destination, child.digest, child.data, child.media_type
-                )
-            )
+            await self._put_manifest(image, destination, child.digest, child, child.data)
         identifiers = list(tags) or [image.push_digest]
         for identifier in identifiers:
-            await client.retry.call(
-                functools.partial(
-                    put_manifest, client, destination, identifier, image.push_data, image.push_media_type
-                )
-            )
+            await self._put_manifest(image, destination, identifier, image.top, image.push_data)
         for tag, platform in arch_tags:
             single = image.child_for(platform)
             if single is None:
                 continue
-            await client.retry.call(
-                functools.partial(put_manifest, client, destination, tag, single.data, single.media_type)
-            )
+            await self._put_manifest(image, destination, tag, single, single.data)
         result.duration_s = time.monotonic() - started
         return result
+
+    async def _put_manifest(
+        self, image: ResolvedImage, destination: Reference, identifier: str, manifest: Manifest, data: bytes
+    ) -> None:
+        """PUT ``data`` (the bytes pushed for ``manifest``) under ``identifier``, healing lost references.
+
+        Two runs writing one destination at once (a manual dispatch during the nightly
+        run, a CronJob that allows overlap) race: Distribution may then answer 400
+        ``DIGEST_INVALID`` or ``MANIFEST_BLOB_UNKNOWN`` although this run pushed every
+        blob. The references are checked again (HEAD), what is missing is pushed again,
+        and the PUT is retried, a bounded number of times.
+        """
+        client = self.client
+        put = functools.partial(put_manifest, client, destination, identifier, data, manifest.media_type)
+        for recheck in range(MANIFEST_RECHECKS + 1):
+            try:
+                await client.retry.call(put)
+                return
+            except RegistryError as exc:
+                if recheck == MANIFEST_RECHECKS or exc.status != 400 or exc.code not in _LOST_REFERENCE:
+                    raise
+                log.info(
+                    "%s answered %s to manifest %s; checking its references again (%d of %d)",
+                    destination.api_host,
+                    exc.code,
+                    identifier,
+                    recheck + 1,
+                    MANIFEST_RECHECKS,
+                )
+            await asyncio.sleep(0.5 * (recheck + 1))
+            await self._restore_references(image, destination, manifest)
+
+    async def _restore_references(
+        self, image: ResolvedImage, destination: Reference, manifest: Manifest
+    ) -> None:
+        host, repo, client = destination.api_host, destination.repository, self.client
+        if manifest.is_index:
+            for child in image.children:
+                present = functools.partial(manifest_exists, client, destination, child.digest)
+                if not await client.retry.call(present):
+                    await self._put_manifest(image, destination, child.digest, child, child.data)
+            return
+        for blob in manifest.blobs:
+            exists = await client.retry.call(functools.partial(blob_exists, client, host, repo, blob.digest))
+            if not exists:
+                self.tracker.forget(host, repo, blob.digest)
+                await self.blobs.ensure(image.source, destination, blob)
 
     async def copy(
         self,
