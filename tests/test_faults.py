@@ -76,10 +76,7 @@ def test_reset_mid_blob_resumes_with_range(
     assert 0 < int(start) <= int(LAYER * fraction)
     served = proxy.bytes_served(layer_path(image))
     assert served <= 1.6 * LAYER
-    print(
-        f"\nFIGURE reset at {fraction:.0%}: resumed from byte {start}, "
-        f"read {served / LAYER:.2f}x the blob"
-    )
+    print(f"\nFIGURE reset at {fraction:.0%}: resumed from byte {start}, read {served / LAYER:.2f}x the blob")
     # the blob in the destination is the real one
     data = httpx.get(f"{dst.url}/v2/app/blobs/{image.layer_digests[0]}").content
     assert data == image.blobs[image.layer_digests[0]]

@@ -30,7 +30,7 @@ from docker_transfer.manifest import (
 )
 from docker_transfer.platform import Platform
 from docker_transfer.reference import Reference
-from docker_transfer.registry.blobs import blob_exists, read_blob
+from docker_transfer.registry.blobs import read_blob
 from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.manifests import get_manifest, manifest_exists, put_manifest
 
@@ -323,7 +323,7 @@ class Copier:
                     recheck + 1,
                     MANIFEST_RECHECKS,
                 )
-            await asyncio.sleep(0.5 * (recheck + 1))
+            await asyncio.sleep(0.25 * (recheck + 1))
             await self._restore_references(image, destination, manifest)
 
     async def _restore_references(
@@ -337,10 +337,9 @@ class Copier:
                     await self._put_manifest(image, destination, child.digest, child, child.data)
             return
         for blob in manifest.blobs:
-            exists = await client.retry.call(functools.partial(blob_exists, client, host, repo, blob.digest))
-            if not exists:
-                self.tracker.forget(host, repo, blob.digest)
-                await self.blobs.ensure(image.source, destination, blob)
+            # Forgotten first, so ensure() asks the registry (HEAD) instead of this run's memory.
+            self.tracker.forget(host, repo, blob.digest)
+            await self.blobs.ensure(image.source, destination, blob)
 
     async def copy(
         self,

@@ -117,7 +117,7 @@ class TransportOptions:
         try:
             url = base.join(location) if relative else httpx.URL(location)
         except (httpx.InvalidURL, ValueError, TypeError) as exc:
-            raise UnsafeRedirectError(_redact_text(location), f"malformed URL ({_reason(exc)})") from None
+            raise UnsafeRedirectError(redact_text(location), f"malformed URL ({_reason(exc)})") from None
         self.check_url(url, previous=base)
         return url
 
@@ -261,8 +261,8 @@ def _redact(url: httpx.URL) -> str:
     return str(url.copy_with(query=None, username=None, password=None))
 
 
-def _redact_text(text: str) -> str:
-    """A URL that does not parse, cut like :func:`_redact` would: no query, no userinfo, bounded."""
+def redact_text(text: str) -> str:
+    """A URL that does not parse, cut as :func:`redact_url` would: no query, no userinfo, bounded."""
     text = text.split("?", 1)[0].split("#", 1)[0]
     scheme, sep, rest = text.partition("://")
     if sep:
