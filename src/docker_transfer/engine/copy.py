@@ -220,7 +220,7 @@ class Copier:
         )
         try:
             doc = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ManifestError(
                 f"{source}: image config {config.digest} is not JSON", digest=config.digest
             ) from None

@@ -138,7 +138,7 @@ def _describe(body: bytes) -> tuple[str | None, str]:
     """The first ``errors[]`` entry's code and message, or a trimmed text body."""
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the parser's depth
         text = body.decode("utf-8", "replace").strip().splitlines()
         return None, (text[0][:200] if text else "")
     if isinstance(doc, dict) and isinstance(doc.get("errors"), list) and doc["errors"]:
