@@ -315,7 +315,7 @@ def test_index_listing_one_child_thousands_of_times_fetches_and_pushes_it_once(
     with RegistryPusher(src.url) as pusher:
         child, _, _ = pusher.push_platform_manifest("app", "linux/amd64", layers=[os.urandom(2048)])
         entry = descriptor(child.media_type, child.data, platform=parse_platform("linux/amd64"))
-        index = canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry] * 5000})
+        index = canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry] * 10_000})
         index_digest = pusher.push_manifest("app", "1", index, OCI_INDEX)
     src_mark, dst_mark = src.mark(), dst.mark()
     code = copy(src.host, dst.host, "--all")
