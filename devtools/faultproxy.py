@@ -5,10 +5,10 @@ regex and affects the next ``times`` of them: answer a status (500, 429 with
 ``Retry-After``…), reset the connection after N body bytes, close early
 (truncate), stall mid-body, flip a byte, strip ``Range`` so the upstream sends
 the whole body, add headers (rate limits), replace the body (huge or endless),
-or redirect. A rule may also look at the request body (``body_match``), e.g.
-:func:`is_artifact_manifest` to answer manifest PUTs of OCI artifacts the way
-ACR does (:data:`ACR_UNKNOWN_MANIFEST_CLASS`). Everything else is forwarded
-unchanged, bodies streamed.
+redirect, or refuse open-ended ``Range`` requests with 416. A rule may also look
+at the request body (``body_match``), e.g. :func:`is_artifact_manifest` to answer
+manifest PUTs of OCI artifacts the way ACR does (:data:`ACR_UNKNOWN_MANIFEST_CLASS`).
+Everything else is forwarded unchanged, bodies streamed.
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ class Fault:
     redirect_to: str | None = None
     body_match: Callable[[bytes], bool] | None = None
     """Only requests whose body this accepts (e.g. :func:`is_artifact_manifest`)."""
+    refuse_open_range: bool = False
+    """Answer 416 to ``Range: bytes=N-`` (no last byte), as some registries do; others pass."""
     hits: int = 0
 
     def matches(self, method: str, path: str, body: bytes = b"") -> bool:
@@ -169,6 +171,13 @@ class FaultProxy(ThreadedServer):
                     owner.records.append(record)
                 body = self._read_body()
                 fault = owner._take(self.command, path, body)
+                if fault is not None and fault.refuse_open_range:
+                    if re.fullmatch(r"bytes=\d+-", self.headers.get("Range", "").strip()):
+                        record.fault = "open range refused"
+                        record.status = 416
+                        self.send_bytes(416, b'{"errors":[{"code":"RANGE_INVALID","message":"open range"}]}')
+                        return
+                    fault = None
                 if fault is not None and (fault.status is not None or fault.redirect_to is not None):
                     self._answer(fault, record)
                     return

@@ -111,6 +111,8 @@ class TokenServer:
         self.key_header = key_header
         self.ttl = ttl
         self.policy = policy
+        self.expires_in: object = None
+        """When set, the ``expires_in`` the answers state instead of ``ttl`` (e.g. NaN, "soon")."""
         self.requests: list[TokenRequest] = []
         self.tokens: list[str] = []
         """Every token handed out, so tests can check none leaks into output."""
@@ -282,7 +284,8 @@ def _make_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
                 token = server.issue_token(user or "", req.access)
                 server.tokens.append(token)
                 issued = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-                body = {"token": token, "access_token": token, "expires_in": server.ttl, "issued_at": issued}
+                stated = server.ttl if server.expires_in is None else server.expires_in
+                body = {"token": token, "access_token": token, "expires_in": stated, "issued_at": issued}
                 self._reply(req, 200, body)
             finally:
                 server._record(req)

@@ -70,14 +70,13 @@ def test_reset_mid_blob_resumes_with_range(
     assert len(gets) == 2
     # resumed where the data stopped arriving (a TCP reset may discard what was still in flight)
     rng = gets[1].header("Range") or ""
-    assert rng.startswith("bytes=") and rng.endswith("-")
-    assert 0 < int(rng[6:-1]) <= int(LAYER * fraction)
+    # A closed range: some registries answer 416 to an open-ended "bytes=N-".
+    start, _, last = rng.removeprefix("bytes=").partition("-")
+    assert rng.startswith("bytes=") and last == str(LAYER - 1)
+    assert 0 < int(start) <= int(LAYER * fraction)
     served = proxy.bytes_served(layer_path(image))
     assert served <= 1.6 * LAYER
-    print(
-        f"\nFIGURE reset at {fraction:.0%}: resumed from byte {rng[6:-1]}, "
-        f"read {served / LAYER:.2f}x the blob"
-    )
+    print(f"\nFIGURE reset at {fraction:.0%}: resumed from byte {start}, read {served / LAYER:.2f}x the blob")
     # the blob in the destination is the real one
     data = httpx.get(f"{dst.url}/v2/app/blobs/{image.layer_digests[0]}").content
     assert data == image.blobs[image.layer_digests[0]]

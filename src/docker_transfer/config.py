@@ -142,7 +142,7 @@ def parse_config(text: str, path: str = "images.json") -> Config:
     if not text.strip():
         raise ConfigError(path, ["file is empty; expected a JSON array of images"])
     try:
-        data = json.loads(text, object_pairs_hook=_object_from_pairs)
+        data = json.loads(text, object_pairs_hook=_object_from_pairs, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise ConfigError(path, [_syntax_problem(text, exc)]) from None
     except RecursionError:
@@ -415,6 +415,15 @@ def _object_from_pairs(pairs: list[tuple[str, Any]]) -> _Object:
     return obj
 
 
+def _parse_int(digits: str) -> int | float:
+    """A JSON integer; one too long for ``int`` (thousands of digits) is kept as a float.
+
+    No field takes a number, so its value never matters, only that it is reported
+    as a number instead of failing inside ``json``.
+    """
+    return int(digits) if len(digits) <= 1000 else float(digits)
+
+
 def _syntax_problem(text: str, exc: json.JSONDecodeError) -> str:
     before = text[: exc.pos].rstrip(_JSON_WS)
     after = text[exc.pos : exc.pos + 1]
@@ -448,7 +457,7 @@ def _locate(text: str) -> dict[_Path, int]:
     Called only on text that json.loads accepted, so the walk needs no error handling.
     """
     newlines = [i for i, ch in enumerate(text) if ch == "\n"]
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(parse_int=_parse_int)
     lines: dict[_Path, int] = {}
 
     def skip(pos: int) -> int:

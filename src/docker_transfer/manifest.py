@@ -294,6 +294,8 @@ def parse_manifest(data: bytes, content_type: str | None, *, expected_digest: st
         doc = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ManifestError(f"manifest is not valid JSON: {exc}", digest=err_digest) from exc
+    except RecursionError:
+        raise ManifestError("manifest is not valid JSON: nested too deeply", digest=err_digest) from None
     if not isinstance(doc, dict):
         raise ManifestError("manifest is not a JSON object", digest=err_digest)
 

@@ -21,7 +21,7 @@ from docker_transfer.manifest import Descriptor
 from docker_transfer.reference import Reference
 from docker_transfer.registry.blobs import blob_exists, open_blob
 from docker_transfer.registry.client import RegistryClient
-from docker_transfer.registry.httperrors import transport_error
+from docker_transfer.registry.httperrors import aclosing_iter, parse_count, transport_error
 from docker_transfer.registry.upload import (
     UploadSession,
     mount_blob,
@@ -73,11 +73,20 @@ class BlobTracker:
         """Record that ``host/repository`` now holds ``digest``."""
         self.holders(host, digest).add(repository)
 
+    def forget(self, host: str, repository: str, digest: str) -> None:
+        """Drop what this run believed about ``digest`` in ``host/repository`` (the registry lost it)."""
+        self.holders(host, digest).discard(repository)
+        task = self._tasks.get((host, repository, digest))
+        if task is not None and task.done():
+            del self._tasks[(host, repository, digest)]
+            if self._by_blob.get((host, digest)) is task:
+                del self._by_blob[(host, digest)]
+
 
 async def _source_chunks(
     client: RegistryClient, source: Reference, digest: str, size: int
 ) -> AsyncIterator[bytes]:
-    """The blob's bytes from the source, resuming with ``Range`` when the connection drops.
+    """The blob's bytes from the source, resuming with a closed ``Range`` when the connection drops.
 
     A reset, a stall past the read timeout or an early EOF mid-body reopens the
     download at the byte reached, so a 99%-done transfer does not start over. A
@@ -88,13 +97,18 @@ async def _source_chunks(
     resumes = 0
     while True:
         try:
-            async with open_blob(
-                client, source.api_host, source.repository, digest, offset=received
-            ) as response:
+            async with (
+                open_blob(
+                    client, source.api_host, source.repository, digest, offset=received, size=size
+                ) as response,
+                # Closed here, not by the garbage collector: a consumer that stops early
+                # (a blob longer than its descriptor) must not leave a stream half-open.
+                aclosing_iter(response.aiter_raw()) as raw,
+            ):
                 skip = received if received and response.status_code == 200 else 0
                 if received and response.status_code == 206:
                     _check_content_range(response.headers.get("Content-Range", ""), received, digest)
-                async for chunk in response.aiter_raw():
+                async for chunk in raw:
                     client.stats.bytes_read += len(chunk)
                     if skip:
                         if len(chunk) <= skip:
@@ -119,8 +133,8 @@ async def _source_chunks(
 
 
 def _check_content_range(value: str, offset: int, digest: str) -> None:
-    start = value.removeprefix("bytes ").split("-", 1)[0]
-    if not start.isdigit() or int(start) != offset:
+    start = parse_count(value.strip().removeprefix("bytes ").split("-", 1)[0], max_digits=40)
+    if start != offset:
         raise RegistryError(
             f"blob {digest}: asked for bytes from {offset}, got Content-Range {value!r}", retryable=True
         )
@@ -200,8 +214,10 @@ class BlobCopier:
 
             open_session = first.pop() if first else await start_upload(client, host, repo)
             try:
-                async with self.tracker.semaphore:
-                    chunks = _source_chunks(client, source, blob.digest, blob.size)
+                async with (
+                    self.tracker.semaphore,
+                    aclosing_iter(_source_chunks(client, source, blob.digest, blob.size)) as chunks,
+                ):
                     # A registry that states a minimum chunk size, or refused a one-shot PUT, gets PATCHes.
                     if host in client.chunked_hosts or open_session.min_chunk > 0:
                         await upload_chunked(client, open_session, blob.digest, blob.size, chunks, counted)

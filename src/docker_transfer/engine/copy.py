@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,13 +32,20 @@ from docker_transfer.platform import Platform
 from docker_transfer.reference import Reference
 from docker_transfer.registry.blobs import read_blob
 from docker_transfer.registry.client import RegistryClient
-from docker_transfer.registry.manifests import get_manifest, put_manifest
+from docker_transfer.registry.manifests import get_manifest, manifest_exists, put_manifest
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 REFUSAL_STATUSES = frozenset({400, 403, 415, 422})
 """Answers to a manifest PUT that mean "not this content" (ACR: 403 DENIED, others 400 MANIFEST_INVALID)."""
 # Answers about blobs missing (overlapping runs, a broken upload) or access, not about the content.
 _NOT_REFUSALS = frozenset({"BLOB_UNKNOWN", "MANIFEST_BLOB_UNKNOWN", "DIGEST_INVALID", "UNAUTHORIZED"})
+CHILD_FETCHES = 8
+"""Child manifests fetched at once while resolving an index."""
+MANIFEST_RECHECKS = 3
+"""Times a manifest PUT refused for a lost reference is healed and retried."""
+# What Distribution answers while another run's writes of the same content land.
+_LOST_REFERENCE = frozenset({"DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN"})
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -172,17 +180,22 @@ class Copier:
         if not allow_missing or not selection.platforms:
             check_selection(str(source), selection, top)
 
-        async def child(desc: Descriptor) -> Manifest:
-            manifest = await self.client.retry.call(
-                lambda: get_manifest(self.client, source, digest=desc.digest)
-            )
-            if manifest.is_index:
-                raise ManifestError(
-                    f"{source}: nested index {desc.digest} is not supported", digest=desc.digest
+        # An index may list one child many times: each distinct child is fetched once, and
+        # only a few at a time, so thousands of entries neither flood the source nor wait
+        # in the connection pool's queue past every timeout.
+        limit = asyncio.Semaphore(CHILD_FETCHES)
+
+        async def child(digest: str) -> Manifest:
+            async with limit:
+                manifest = await self.client.retry.call(
+                    lambda: get_manifest(self.client, source, digest=digest)
                 )
+            if manifest.is_index:
+                raise ManifestError(f"{source}: nested index {digest} is not supported", digest=digest)
             return manifest
 
-        children = tuple(await asyncio.gather(*(child(d) for d in selection.children)))
+        distinct = dict.fromkeys(d.digest for d in selection.children)
+        children = tuple(await asyncio.gather(*(child(d) for d in distinct)))
         data = build_filtered_index(top, selection, source_digest_annotation=annotate)
         return ResolvedImage(
             source,
@@ -212,7 +225,7 @@ class Copier:
         )
         try:
             doc = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ManifestError(
                 f"{source}: image config {config.digest} is not JSON", digest=config.digest
             ) from None
@@ -286,7 +299,7 @@ class Copier:
             single = image.child_for(platform)
             if single is None:
                 continue
-            await self._put(destination, tag, single.data, single.media_type, "image manifest")
+            await self._put(image, single, destination, tag, single.data, "image manifest")
         result.warnings = warnings
         result.duration_s = time.monotonic() - started
         return result
@@ -300,7 +313,7 @@ class Copier:
         for child in ordered:
             kind = "attestation/artifact manifest" if child.digest in artifacts else "image manifest"
             try:
-                await self._put(destination, child.digest, child.data, child.media_type, kind)
+                await self._put(image, child, destination, child.digest, child.data, kind)
             except ManifestRefusedError as exc:
                 if child.digest not in artifacts or mode != "auto":
                     raise
@@ -327,13 +340,13 @@ class Copier:
         kind = "index" if image.top.is_index else "image manifest"
         for i, identifier in enumerate(list(tags) or [digest]):
             try:
-                await self._put(destination, identifier, data, image.push_media_type, kind)
+                await self._put(image, image.top, destination, identifier, data, kind)
             except ManifestRefusedError as exc:
                 if i or image.selection is None or image.push_data == image.top.data:
                     raise
                 bare = build_filtered_index(image.top, image.selection, source_digest_annotation=False)
                 try:
-                    await self._put(destination, identifier, bare, image.push_media_type, kind)
+                    await self._put(image, image.top, destination, identifier, bare, kind)
                 except ManifestRefusedError:
                     raise exc from None
                 data, digest = bare, sha256_digest(bare)
@@ -344,17 +357,62 @@ class Copier:
         return digest
 
     async def _put(
-        self, destination: Reference, identifier: str, data: bytes, media_type: str, kind: str
+        self,
+        image: ResolvedImage,
+        manifest: Manifest,
+        destination: Reference,
+        identifier: str,
+        data: bytes,
+        kind: str,
     ) -> None:
-        """One manifest PUT (retried); a refusal of the content becomes :class:`ManifestRefusedError`."""
-        try:
-            await self.client.retry.call(
-                functools.partial(put_manifest, self.client, destination, identifier, data, media_type)
-            )
-        except RegistryError as exc:
-            if not is_refusal(exc):
-                raise
-            raise refusal(exc, destination, identifier, media_type, kind) from exc
+        """PUT ``data`` (the bytes pushed for ``manifest``) under ``identifier``, retried.
+
+        A refusal of the content becomes :class:`ManifestRefusedError`. Two runs
+        writing one destination at once (a manual dispatch during the nightly run, a
+        CronJob that allows overlap) race: Distribution may then answer 400
+        ``DIGEST_INVALID`` or ``MANIFEST_BLOB_UNKNOWN`` although this run pushed every
+        blob. The references are checked again (HEAD), what is missing is pushed again,
+        and the PUT is retried, a bounded number of times.
+        """
+        client = self.client
+        media_type = manifest.media_type
+        put = functools.partial(put_manifest, client, destination, identifier, data, media_type)
+        for recheck in range(MANIFEST_RECHECKS + 1):
+            try:
+                await client.retry.call(put)
+                return
+            except RegistryError as exc:
+                lost = exc.status == 400 and exc.code in _LOST_REFERENCE
+                if lost and recheck < MANIFEST_RECHECKS:
+                    log.info(
+                        "%s answered %s to manifest %s; checking its references again (%d of %d)",
+                        destination.api_host,
+                        exc.code,
+                        identifier,
+                        recheck + 1,
+                        MANIFEST_RECHECKS,
+                    )
+                elif is_refusal(exc):
+                    raise refusal(exc, destination, identifier, media_type, kind) from exc
+                else:
+                    raise
+            await asyncio.sleep(0.25 * (recheck + 1))
+            await self._restore_references(image, destination, manifest)
+
+    async def _restore_references(
+        self, image: ResolvedImage, destination: Reference, manifest: Manifest
+    ) -> None:
+        host, repo, client = destination.api_host, destination.repository, self.client
+        if manifest.is_index:
+            for child in image.children:
+                present = functools.partial(manifest_exists, client, destination, child.digest)
+                if not await client.retry.call(present):
+                    await self._put(image, child, destination, child.digest, child.data, "image manifest")
+            return
+        for blob in manifest.blobs:
+            # Forgotten first, so ensure() asks the registry (HEAD) instead of this run's memory.
+            self.tracker.forget(host, repo, blob.digest)
+            await self.blobs.ensure(image.source, destination, blob)
 
     async def copy(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
@@ -26,6 +27,9 @@ from docker_transfer.registry.transport import TransportOptions
 
 MAX_TOKEN_BODY = 1024 * 1024
 _TOKEN_MARGIN = 20.0
+_MIN_LIFETIME = 60.0
+# What an Authorization header value can carry: visible ASCII (JWTs and opaque tokens alike).
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")
 _PARAM_RE = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 _QUOTED_PAIR_RE = re.compile(r"\\(.)")
 # The name is greedy and the endpoint spelled out, so a repository with a path component named
@@ -194,8 +198,7 @@ class RegistryAuth(httpx.Auth):
         scopes: tuple[str, ...],
         credential: Credential | None,
     ) -> httpx.Request:
-        realm = httpx.URL(challenge.params["realm"])
-        self._transport.check_url(realm, previous=registry_url)
+        realm = self._transport.follow_url(registry_url, challenge.params["realm"], relative=False)
         service = challenge.params.get("service")
         self.token_requests += 1
         if credential is not None and credential.identity_token:
@@ -236,16 +239,46 @@ class RegistryAuth(httpx.Auth):
                 host=host,
                 retryable=response.status_code >= 500 or response.status_code == 429,
             )
-        try:
-            doc = json.loads(body)
-            value = doc.get("token") or doc.get("access_token")
-            expires_in = float(doc.get("expires_in") or 60)
-        except (ValueError, AttributeError, TypeError):
-            value, expires_in = None, 0.0
-        if not isinstance(value, str) or not value:
+        value, expires_in = parse_token(body)
+        if value is None:
             raise RegistryError(f"token service for {host} returned no token", host=host)
-        expires_in = max(expires_in, 60.0)
+        if _TOKEN_RE.fullmatch(value) is None:
+            # Sending it would fail deep in httpx (a header is ASCII); say what the service did.
+            raise RegistryError(
+                f"token service for {host} returned a token with characters an HTTP header cannot carry",
+                host=host,
+            )
         return _Token(value, time.monotonic() + expires_in - _TOKEN_MARGIN)
+
+
+def parse_token(body: bytes) -> tuple[str | None, float]:
+    """The token and its lifetime in seconds from a token service's JSON answer.
+
+    The token is ``token`` or, failing that, ``access_token`` (None when neither is a
+    non-empty string). The lifetime is ``expires_in`` when it is a finite number (or
+    a numeric string), at least 60 s as Docker's client does; otherwise 60 s. A NaN
+    lifetime would make every request fetch a new token.
+    """
+    try:
+        # Integers as floats: a thousand-digit expires_in is just a long lifetime, not an error.
+        doc = json.loads(body, parse_int=float)
+    except (ValueError, RecursionError):
+        return None, _MIN_LIFETIME
+    if not isinstance(doc, dict):
+        return None, _MIN_LIFETIME
+    value = doc.get("token") or doc.get("access_token")
+    if not isinstance(value, str) or not value:
+        value = None
+    raw = doc.get("expires_in")
+    lifetime = _MIN_LIFETIME
+    if isinstance(raw, (int, float, str)) and not isinstance(raw, bool):
+        try:
+            seconds = float(raw)
+        except (ValueError, OverflowError):
+            seconds = math.nan
+        if math.isfinite(seconds):
+            lifetime = max(seconds, _MIN_LIFETIME)
+    return value, lifetime
 
 
 def _merge_scopes(ours: tuple[str, ...], challenged: str) -> tuple[str, ...]:

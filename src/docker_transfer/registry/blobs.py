@@ -34,16 +34,25 @@ async def blob_exists(client: RegistryClient, host: str, repository: str, digest
 
 @asynccontextmanager
 async def open_blob(
-    client: RegistryClient, host: str, repository: str, digest: str, *, offset: int = 0
+    client: RegistryClient,
+    host: str,
+    repository: str,
+    digest: str,
+    *,
+    offset: int = 0,
+    size: int | None = None,
 ) -> AsyncIterator[httpx.Response]:
     """Open a blob for streaming; the response is closed when the block exits.
 
-    With ``offset`` the request asks for ``Range: bytes=offset-``; the caller
-    must check for 206 (a server may ignore the range and answer 200 in full).
+    With ``offset`` the request asks for ``Range: bytes=offset-{size-1}``: closed,
+    because some registries answer an open-ended range with 416 (``bytes=offset-``
+    only when the size is unknown). The caller must check for 206: a server may
+    ignore the range and answer 200 in full.
     """
     url = httpx.URL(await client.url(host, f"/v2/{repository}/blobs/{digest}"))
     origin = url
-    headers = {"Range": f"bytes={offset}-"} if offset else None
+    last = "" if size is None or size <= offset else str(size - 1)
+    headers = {"Range": f"bytes={offset}-{last}"} if offset else None
     response = await client.send("GET", url, stream=True, headers=headers)
     hops = 0
     try:
@@ -53,8 +62,7 @@ async def open_blob(
             await response.aclose()
             if not location or hops > MAX_REDIRECTS:
                 raise RegistryError(f"blob {digest}: too many or empty redirects from {host}", host=host)
-            target = url.join(location)
-            client.transport.check_url(target, previous=url)
+            target = client.transport.follow_url(url, location)
             same_origin = (target.scheme, target.netloc) == (origin.scheme, origin.netloc)
             url = target
             response = await client.send("GET", url, stream=True, authenticate=same_origin, headers=headers)

@@ -16,12 +16,12 @@ from typing import Any
 
 import httpx
 
-from docker_transfer.errors import TLSError
+from docker_transfer.errors import TLSError, UnsafeRedirectError
 from docker_transfer.registry.auth import RegistryAuth
 from docker_transfer.registry.credentials import CredentialLookup, CredentialStore
 from docker_transfer.registry.httperrors import MAX_ERROR_BODY, parse_ratelimit, read_bounded, transport_error
 from docker_transfer.registry.retry import RetryPolicy
-from docker_transfer.registry.transport import TransportOptions
+from docker_transfer.registry.transport import TransportOptions, redact_text
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,8 @@ async def _buffered(response: httpx.Response) -> httpx.Response:
     """
     body = await read_bounded(response, MAX_ERROR_BODY)
     # The body is kept as received (raw); drop the encoding so nothing tries to decode a cut stream.
-    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-encoding"]
+    # Raw bytes: decoded values with non-ASCII characters (a "²") would not encode back.
+    headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-encoding"]
     return httpx.Response(
         response.status_code,
         headers=headers,
@@ -110,6 +111,17 @@ async def _buffered(response: httpx.Response) -> httpx.Response:
         request=response.request,
         extensions=response.extensions,
     )
+
+
+async def _refuse_malformed_location(response: httpx.Response) -> None:
+    """A redirect whose ``Location`` is not a URL is the server's error, not a network fault: refuse it."""
+    if not response.has_redirect_location:
+        return
+    location = response.headers["Location"]
+    try:
+        httpx.URL(location)
+    except httpx.InvalidURL as exc:
+        raise UnsafeRedirectError(redact_text(location), f"malformed URL ({exc})") from None
 
 
 class RegistryClient:
@@ -132,6 +144,9 @@ class RegistryClient:
         self._bases: dict[str, str] = {}
         self._probe_locks: dict[str, asyncio.Lock] = {}
         self.chunked_hosts: set[str] = set()
+        # httpx parses a redirect's Location before handing the answer back, even with
+        # redirects off; an unparsable one would surface as a retried "connection closed".
+        self.http.event_hooks["response"].append(_refuse_malformed_location)
 
     async def __aenter__(self) -> RegistryClient:
         return self

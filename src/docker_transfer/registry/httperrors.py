@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 
@@ -22,6 +24,22 @@ MAX_ERROR_BODY = 64 * 1024
 RETRY_AFTER_CAP = 300.0
 """Longest wait a ``Retry-After`` can impose (``DT_RETRY_AFTER_CAP`` overrides)."""
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@contextlib.asynccontextmanager
+async def aclosing_iter(source: AsyncIterator[bytes]) -> AsyncIterator[AsyncIterator[bytes]]:
+    """``contextlib.aclosing`` for any async iterator: a generator is closed on exit, others left alone.
+
+    Streams are closed by their reader, never by the garbage collector: asyncio would
+    close them later from another task and print "error during closing of
+    asynchronous generator" with tracebacks.
+    """
+    try:
+        yield source
+    finally:
+        close = getattr(source, "aclose", None)
+        if close is not None:
+            await close()
 
 
 async def read_bounded(response: httpx.Response, limit: int, *, strict: bool = False) -> bytes:
@@ -41,17 +59,33 @@ async def read_bounded(response: httpx.Response, limit: int, *, strict: bool = F
     chunks: list[bytes] = []
     total = 0
     try:
-        async for chunk in response.aiter_raw():
-            chunks.append(chunk)
-            total += len(chunk)
-            if total >= limit:
-                break
+        async with aclosing_iter(response.aiter_raw()) as raw:
+            async for chunk in raw:
+                chunks.append(chunk)
+                total += len(chunk)
+                if total >= limit:
+                    break
     except httpx.HTTPError as exc:
         if strict:
             raise transport_error(exc, response.request.url.netloc.decode()) from None
     finally:
         await response.aclose()
     return b"".join(chunks)[:limit]
+
+
+def parse_count(value: str | None, *, max_digits: int = 18) -> int | None:
+    """A non-negative decimal integer from server text, or None.
+
+    Only ASCII digits count: ``str.isdigit`` also accepts ``²`` or Devanagari digits,
+    which ``int`` refuses or reads as numbers no registry meant. The length bound keeps
+    ``int`` clear of its digit limit and the value within what a count can mean.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > max_digits or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
 
 
 def _cap() -> float:
@@ -67,14 +101,16 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return min(float(value), _cap())
+    if value.isascii() and value.isdigit():
+        # Any number of digits: a delay past the cap is the cap.
+        seconds = parse_count(value)
+        return _cap() if seconds is None else min(float(seconds), _cap())
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        delay = when.timestamp() - (time.time() if now is None else now)
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
-    current = time.time() if now is None else now
-    return max(0.0, min(when.timestamp() - current, _cap()))
+    return max(0.0, min(delay, _cap()))
 
 
 def parse_ratelimit(headers: httpx.Headers) -> tuple[int | None, int | None, int | None] | None:
@@ -91,10 +127,7 @@ def parse_ratelimit(headers: httpx.Headers) -> tuple[int | None, int | None, int
             return None, None
         count, _, rest = value.partition(";")
         window = rest.strip().removeprefix("w=")
-        return (
-            int(count) if count.strip().isdigit() else None,
-            int(window) if window.isdigit() else None,
-        )
+        return parse_count(count), parse_count(window)
 
     limit, window = split(raw_limit)
     remaining, window2 = split(raw_remaining)
@@ -105,7 +138,7 @@ def _describe(body: bytes) -> tuple[str | None, str]:
     """The first ``errors[]`` entry's code and message, or a trimmed text body."""
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the parser's depth
         text = body.decode("utf-8", "replace").strip().splitlines()
         return None, (text[0][:200] if text else "")
     if isinstance(doc, dict) and isinstance(doc.get("errors"), list) and doc["errors"]:

@@ -14,7 +14,7 @@ from docker_transfer.manifest import (
 )
 from docker_transfer.reference import Reference, is_digest
 from docker_transfer.registry.client import RegistryClient
-from docker_transfer.registry.httperrors import error_from_response, read_bounded
+from docker_transfer.registry.httperrors import error_from_response, parse_count, read_bounded
 
 ACCEPT_HEADER = ", ".join(ACCEPT_MANIFESTS)
 
@@ -47,7 +47,7 @@ async def head_manifest(client: RegistryClient, ref: Reference) -> ManifestHead 
     if not digest and ref.digest:
         digest = ref.digest
     media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip()
-    size = int(response.headers.get("Content-Length", "0") or 0)
+    size = parse_count(response.headers.get("Content-Length")) or 0
     # An empty digest means the registry did not say; callers then GET to learn it.
     return ManifestHead(digest=digest, media_type=media_type, size=size)
 
@@ -63,8 +63,8 @@ async def get_manifest(client: RegistryClient, ref: Reference, *, digest: str | 
     response = await client.send("GET", url, headers={"Accept": ACCEPT_HEADER}, stream=True)
     if response.status_code != 200:
         raise await error_from_response(response, f"GET manifest {ref.name}@{identifier}")
-    declared = response.headers.get("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
+    declared = parse_count(response.headers.get("Content-Length"), max_digits=40)
+    if declared is not None and declared > MAX_MANIFEST_BYTES:
         await response.aclose()
         raise ManifestError(
             f"{ref.name}@{identifier}: manifest of {declared} bytes exceeds the "

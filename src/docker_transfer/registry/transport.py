@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import ssl
 import urllib.request
@@ -22,6 +23,7 @@ from docker_transfer.errors import UnsafeRedirectError, UsageError
 from docker_transfer.registry.netbackend import READ_SIZE, use_asyncio_backend
 
 INSECURE_ENV = "DT_INSECURE_REGISTRIES"
+_HOST_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 USER_AGENT = "docker-transfer/0.1"
 
 
@@ -105,17 +107,37 @@ class TransportOptions:
             ctx.load_verify_locations(cafile=self.ca_cert)
         return ctx
 
+    def follow_url(self, base: httpx.URL, location: str, *, relative: bool = True) -> httpx.URL:
+        """Resolve a server-supplied ``location`` against ``base`` and vet it with :meth:`check_url`.
+
+        A malformed URL (``http://[::1``, a port that is not a number) is refused
+        here as an :class:`UnsafeRedirectError`: no retry can make it valid.
+        Without ``relative`` (a token realm) the URL is taken as written.
+        """
+        try:
+            url = base.join(location) if relative else httpx.URL(location)
+        except (httpx.InvalidURL, ValueError, TypeError) as exc:
+            raise UnsafeRedirectError(redact_text(location), f"malformed URL ({_reason(exc)})") from None
+        self.check_url(url, previous=base)
+        return url
+
     def check_url(self, url: httpx.URL, *, previous: httpx.URL | None = None) -> None:
         """Refuse server-supplied URLs that would downgrade or reach internal addresses.
 
         A redirect from https to http is refused unless the target host is
         insecure-listed; so is a literal link-local, private or loopback
         address (cloud metadata endpoints live there) that the user did not list.
+        A URL without a usable host or with a port outside 1-65535 is refused too.
         """
         host = url.host
         hostport = f"{host}:{url.port}" if url.port else host
         if url.scheme not in ("http", "https"):
             raise UnsafeRedirectError(_redact(url), f"scheme {url.scheme!r} is not allowed")
+        if url.port is not None and not 0 < url.port < 65536:
+            raise UnsafeRedirectError(_redact(url), f"port {url.port} is not a valid TCP port")
+        raw_host = url.raw_host.decode("ascii", "replace")
+        if not host or (_ip_literal(host) is None and _HOST_NAME_RE.fullmatch(raw_host) is None):
+            raise UnsafeRedirectError(_redact(url), f"{host!r} is not a valid host name")
         listed = self.is_insecure(hostport) or self.is_insecure(host)
         if previous is not None and previous.scheme == "https" and url.scheme == "http" and not listed:
             raise UnsafeRedirectError(_redact(url), "redirect from https to plain http")
@@ -237,6 +259,20 @@ def _larger_reads() -> None:
 def _redact(url: httpx.URL) -> str:
     """A URL without userinfo or query string, safe for messages."""
     return str(url.copy_with(query=None, username=None, password=None))
+
+
+def redact_text(text: str) -> str:
+    """A URL that does not parse, cut as :func:`redact_url` would: no query, no userinfo, bounded."""
+    text = text.split("?", 1)[0].split("#", 1)[0]
+    scheme, sep, rest = text.partition("://")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        text = f"{scheme}://{authority.rsplit('@', 1)[-1]}{slash}{path}"
+    return text.encode("ascii", "backslashreplace").decode("ascii")[:200]
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).split("\n", 1)[0][:120] or type(exc).__name__
 
 
 def redact_url(url: httpx.URL | str) -> str:

@@ -16,7 +16,7 @@ import httpx
 
 from docker_transfer.errors import DigestMismatchError, RegistryError, SizeMismatchError
 from docker_transfer.registry.client import RegistryClient
-from docker_transfer.registry.httperrors import error_from_response, read_bounded
+from docker_transfer.registry.httperrors import aclosing_iter, error_from_response, parse_count, read_bounded
 
 DEFAULT_CHUNK = 8 * 1024 * 1024
 ProgressHook = Callable[[int], None]
@@ -36,10 +36,9 @@ def _session(client: RegistryClient, response: httpx.Response, host: str, reposi
     location = response.headers.get("Location")
     if not location:
         raise RegistryError(f"{host}: upload started without a Location header", host=host)
-    url = response.request.url.join(location)
-    client.transport.check_url(url, previous=response.request.url)
-    raw_min = response.headers.get("OCI-Chunk-Min-Length", "0")
-    return UploadSession(host, repository, url, int(raw_min) if raw_min.isdigit() else 0)
+    url = client.transport.follow_url(response.request.url, location)
+    min_chunk = parse_count(response.headers.get("OCI-Chunk-Min-Length")) or 0
+    return UploadSession(host, repository, url, min_chunk)
 
 
 async def mount_blob(
@@ -88,18 +87,22 @@ class VerifiedStream:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         held: bytes | None = None
-        async for chunk in self._source:
-            if not chunk:
-                continue
-            self._hash.update(chunk)
-            self.count += len(chunk)
-            if self.count > self._size:
-                raise SizeMismatchError(self._digest, self._size, self.count)
-            if held is not None:
-                yield held
-                if self._progress:
-                    self._progress(len(held))
-            held = chunk
+        # The source is closed here when this stops early (a refusal below, or an upload cut
+        # short): left to the garbage collector, asyncio closes it later from another task and
+        # prints "error during closing of asynchronous generator".
+        async with aclosing_iter(self._source) as source:
+            async for chunk in source:
+                if not chunk:
+                    continue
+                self._hash.update(chunk)
+                self.count += len(chunk)
+                if self.count > self._size:
+                    raise SizeMismatchError(self._digest, self._size, self.count)
+                if held is not None:
+                    yield held
+                    if self._progress:
+                        self._progress(len(held))
+                held = chunk
         self._check_final()
         if held is not None:
             yield held
@@ -122,9 +125,12 @@ async def upload_monolithic(
     """Stream the whole blob in one ``PUT <location>?digest=`` with a known Content-Length."""
     stream = VerifiedStream(chunks, digest, size, progress)
     headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-    response = await client.send(
-        "PUT", _with_digest(session.location, digest), headers=headers, content=stream.__aiter__()
-    )
+    async with aclosing_iter(stream.__aiter__()) as body:
+        # httpx stops reading the body when the registry answers early or the connection
+        # drops; closing it here closes the source stream behind it too.
+        response = await client.send(
+            "PUT", _with_digest(session.location, digest), headers=headers, content=body
+        )
     client.stats.bytes_written += stream.count
     if response.status_code not in (201, 204):
         raise await error_from_response(response, f"upload {digest} to {session.host}/{session.repository}")
@@ -137,10 +143,9 @@ async def _upload_status(client: RegistryClient, session: UploadSession) -> int:
         raise await error_from_response(response, f"upload status at {session.host}")
     if response.headers.get("Location"):
         # Registries may encode the session state in the URL; later requests must use the newest.
-        session.location = response.request.url.join(response.headers["Location"])
-        client.transport.check_url(session.location, previous=response.request.url)
-    rng = response.headers.get("Range", "")
-    return int(rng.split("-", 1)[1]) + 1 if "-" in rng else 0
+        session.location = client.transport.follow_url(response.request.url, response.headers["Location"])
+    end = parse_count(response.headers.get("Range", "").partition("-")[2])
+    return 0 if end is None else end + 1
 
 
 async def upload_chunked(
@@ -178,8 +183,9 @@ async def upload_chunked(
             if response.status_code in (201, 202, 204):
                 await read_bounded(response, 1024)
                 if response.headers.get("Location"):
-                    session.location = response.request.url.join(response.headers["Location"])
-                    client.transport.check_url(session.location, previous=response.request.url)
+                    session.location = client.transport.follow_url(
+                        response.request.url, response.headers["Location"]
+                    )
                 offset += len(part)
                 return
             if response.status_code == 416:
@@ -202,11 +208,12 @@ async def upload_chunked(
             )
         raise RegistryError(f"upload {digest}: chunk refused repeatedly", host=session.host, retryable=True)
 
-    async for piece in stream:
-        buffer.extend(piece)
-        if len(buffer) >= chunk_size:
-            await flush(bytes(buffer))
-            buffer.clear()
+    async with aclosing_iter(stream.__aiter__()) as pieces:
+        async for piece in pieces:
+            buffer.extend(piece)
+            if len(buffer) >= chunk_size:
+                await flush(bytes(buffer))
+                buffer.clear()
     if buffer:
         await flush(bytes(buffer))
     # Reaching here means VerifiedStream checked size and digest: only now commit.
