@@ -48,6 +48,7 @@ def test_summary_counts_and_bytes() -> None:
         "unchanged": 1,
         "failed": 1,
         "planned": 0,
+        "interrupted": 0,
         "bytes_copied": 123_456_789,
     }
 
@@ -188,7 +189,7 @@ def test_from_dict_lists_every_problem() -> None:
     assert message.splitlines() == [
         "invalid report:",
         "  - started: 'yesterday' is not an ISO 8601 time",
-        '  - results[0].status: expected one of copied, unchanged, failed, planned, got "done"',
+        '  - results[0].status: expected one of copied, unchanged, failed, planned, interrupted, got "done"',
         "  - results[1].bytes_copied: expected a non-negative integer",
         "  - results[2].tag: expected a string, got null",
         "  - results[2].platforms: expected a list of strings",
@@ -283,7 +284,10 @@ def test_render_table_planned_and_empty() -> None:
     report.add(TagResult(NGINX, "nginx", "latest", "planned", platforms=["linux/arm/v7"]))
     text = render_table(report)
     assert "arm/v7" in text
-    assert text.splitlines()[-1] == "1 tag: 0 copied, 0 unchanged, 0 failed, 1 planned; 0 B copied in 0.0s"
+    assert (
+        text.splitlines()[-1]
+        == "1 tag: 0 copied, 0 unchanged, 0 failed, 1 planned; 0 B to copy; checked in 0.0s"
+    )
     assert "Failures" not in text
     assert render_table(Report(started=T0)).splitlines()[1:] == [
         "(no results)",

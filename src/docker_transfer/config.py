@@ -271,6 +271,10 @@ def _target_problem(target: str) -> str | None:
 def _tag_problem(tag: str) -> str | None:
     if not tag:
         return "the tag is empty"
+    if tag != tag.strip():
+        ends = (tag[0].isspace(), tag[-1].isspace())
+        where = {(True, True): "leading and trailing", (True, False): "leading"}.get(ends, "trailing")
+        return f"invalid tag {_q(tag)}: it has {where} whitespace; did you mean {_q(tag.strip())}?"
     if ":" in tag or "/" in tag:
         return f'invalid tag {_q(tag)}: give only the tag (the part after ":"), e.g. "latest"'
     try:
@@ -404,7 +408,62 @@ def _object_from_pairs(pairs: list[tuple[str, Any]]) -> _Object:
     return obj
 
 
+# What an input method (IME) types instead of JSON's ASCII punctuation.
+_LOOKALIKES = {
+    "\uff0c": ("full-width comma", ","),
+    "\u3001": ("ideographic comma", ","),
+    "\uff1a": ("full-width colon", ":"),
+    "\u201c": ("curly quote", '"'),
+    "\u201d": ("curly quote", '"'),
+    "\u2018": ("curly quote", '"'),
+    "\u2019": ("curly quote", '"'),
+    "\uff02": ("full-width quote", '"'),
+    "\uff3b": ("full-width bracket", "["),
+    "\uff3d": ("full-width bracket", "]"),
+    "\uff5b": ("full-width brace", "{"),
+    "\uff5d": ("full-width brace", "}"),
+}
+
+
+def _lookalike_hint(text: str, lineno: int) -> str | None:
+    """Name IME punctuation outside strings on the error's line (or the line before it)."""
+    lines = text.split("\n")
+    for number in (lineno, lineno - 1):
+        if not 1 <= number <= len(lines):
+            continue
+        chars = dict.fromkeys(_outside_strings(lines[number - 1]))
+        found = [(ch, *_LOOKALIKES[ch]) for ch in chars if ch in _LOOKALIKES]
+        if found:
+            named = ", ".join(f"a {name} {ch!r} (write {ascii_!r})" for ch, name, ascii_ in found)
+            return (
+                f"line {number} has {named}: JSON needs ASCII punctuation; switch the input method to English"
+            )
+    return None
+
+
+def _outside_strings(line: str) -> str:
+    """The characters of ``line`` that are not inside an ASCII double-quoted string."""
+    out: list[str] = []
+    inside = escaped = False
+    for ch in line:
+        if inside:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                inside = False
+        elif ch == '"':
+            inside = True
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _syntax_problem(text: str, exc: json.JSONDecodeError) -> str:
+    hint = _lookalike_hint(text, exc.lineno)
+    if hint:
+        return f"line {exc.lineno}, column {exc.colno}: invalid JSON; {hint}"
     before = text[: exc.pos].rstrip(_JSON_WS)
     after = text[exc.pos : exc.pos + 1]
     if before.endswith(",") and after in ("]", "}"):

@@ -5,7 +5,7 @@ The JSON shape is a contract other tools read (``version`` 1)::
     {"version": 1, "started": ISO8601, "finished": ISO8601 | null,
      "results": [{"source", "target", "tag", "status", "digest", "platforms",
                   "bytes_copied", "duration_s", "error"}],
-     "summary": {"copied", "unchanged", "failed", "planned", "bytes_copied"}}
+     "summary": {"copied", "unchanged", "failed", "planned", "interrupted", "bytes_copied"}}
 
 Keys may be added in later versions of the same ``version``; none are removed.
 This module only builds and renders reports; writing the file is the CLI's job.
@@ -24,13 +24,18 @@ from docker_transfer.errors import EXIT_FAILED, EXIT_OK, UsageError
 REPORT_VERSION = 1
 """The ``version`` written to, and the only one read from, report JSON."""
 
-Status = Literal["copied", "unchanged", "failed", "planned"]
+Status = Literal["copied", "unchanged", "failed", "planned", "interrupted"]
 """``copied``: pushed now; ``unchanged``: already there with the same digest;
-``failed``: see ``error``; ``planned``: a dry run would copy it."""
+``failed``: see ``error``; ``planned``: a dry run would copy it; ``interrupted``: the run was
+stopped (Ctrl-C, SIGTERM) before this tag was written, which a rerun finishes."""
+
+OPTIONAL_STATUSES = ("planned", "interrupted")
+"""Statuses shown in totals only when some result has them."""
 
 STATUSES: tuple[Status, ...] = get_args(Status)
 
 _SIZE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+_NO_SIZE = ("failed", "planned", "interrupted")
 
 
 @dataclass
@@ -98,9 +103,14 @@ class Report:
         counts["bytes_copied"] = sum(r.bytes_copied for r in self.results)
         return counts
 
+    @property
+    def interrupted(self) -> list[TagResult]:
+        """Results whose status is ``interrupted``, in report order."""
+        return [r for r in self.results if r.status == "interrupted"]
+
     def exit_code(self) -> int:
-        """0 when nothing failed, else 1."""
-        return EXIT_FAILED if self.failed else EXIT_OK
+        """0 when every tag is done (copied, unchanged or planned), else 1."""
+        return EXIT_FAILED if self.failed or self.interrupted else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
         """The report as its versioned JSON object."""
@@ -192,7 +202,7 @@ def render_table(report: Report) -> str:
     header = ("TARGET:TAG", "STATUS", "PLATFORMS", "SIZE", "TIME")
     rows = [header]
     for r in report.results:
-        size = "-" if r.status in ("failed", "planned") and not r.bytes_copied else human_size(r.bytes_copied)
+        size = "-" if r.status in _NO_SIZE and not r.bytes_copied else human_size(r.bytes_copied)
         platforms = ",".join(p.removeprefix("linux/") for p in r.platforms) or "-"
         rows.append((f"{r.target}:{r.tag}", r.status, platforms, size, human_duration(r.duration_s)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -242,16 +252,20 @@ def human_duration(seconds: float) -> str:
 
 def _totals(report: Report) -> str:
     s = report.summary()
-    counts = ", ".join(f"{s[status]} {status}" for status in STATUSES if s[status] or status != "planned")
+    counts = ", ".join(
+        f"{s[status]} {status}" for status in STATUSES if s[status] or status not in OPTIONAL_STATUSES
+    )
     total = len(report.results)
     elapsed = (
         (report.finished - report.started).total_seconds()
         if report.finished is not None
         else sum(r.duration_s for r in report.results)
     )
+    # A dry run's "planned" rows carry the bytes a real run would move: they are not copied yet.
+    moved = "to copy; checked" if s["planned"] else "copied"
     return (
         f"{total} tag{'' if total == 1 else 's'}: {counts}; "
-        f"{human_size(s['bytes_copied'])} copied in {human_duration(elapsed)}"
+        f"{human_size(s['bytes_copied'])} {moved} in {human_duration(elapsed)}"
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from docker_transfer.report import Report, TagResult, human_duration, human_size
 
-STATUS_ICONS = {"failed": "❌", "copied": "✅", "planned": "📝", "unchanged": "⚪"}
+STATUS_ICONS = {"failed": "❌", "interrupted": "⏹️", "copied": "✅", "planned": "📝", "unchanged": "⚪"}
 """The icon shown before each status in the summary."""
 
 MAX_ERROR_CHARS = 1000
@@ -112,7 +112,7 @@ class ImageResults:
 def image_status(results: Sequence[TagResult]) -> str:
     """The status of an image from its tags' statuses (see :attr:`ImageResults.status`)."""
     statuses = {r.status for r in results}
-    for status in ("failed", "copied", "planned"):
+    for status in ("failed", "interrupted", "copied", "planned"):
         if status in statuses:
             return status
     return "unchanged"
@@ -296,8 +296,8 @@ def _totals(report: Report, images: list[ImageResults]) -> str:
     counts = report.summary()
     parts = [
         f"{counts[s]} {s}"
-        for s in ("copied", "unchanged", "failed", "planned")
-        if counts[s] or s != "planned"
+        for s in ("copied", "unchanged", "failed", "planned", "interrupted")
+        if counts[s] or s not in ("planned", "interrupted")
     ]
     total, count = len(report.results), len(images)
     if report.finished is not None:
@@ -337,7 +337,11 @@ def _image_table(image: ImageResults) -> list[str]:
     ]
     for r in image.results:
         platforms = ", ".join(p.removeprefix("linux/") for p in r.platforms) or "-"
-        size = "-" if r.status in ("failed", "planned") and not r.bytes_copied else human_size(r.bytes_copied)
+        size = (
+            "-"
+            if r.status in ("failed", "planned", "interrupted") and not r.bytes_copied
+            else human_size(r.bytes_copied)
+        )
         status = f"{STATUS_ICONS.get(r.status, '')} {r.status}"
         rows.append(
             f"| {_code(r.tag)} | {_cell(platforms)} | {status} | {size} | {human_duration(r.duration_s)} |"

@@ -32,7 +32,13 @@ if TYPE_CHECKING:
 Display = Literal["quiet", "github", "rich", "plain"]
 Redactor = Callable[[str], str]
 
-STATUS_STYLES = {"copied": "green", "unchanged": "dim", "failed": "bold red", "planned": "cyan"}
+STATUS_STYLES = {
+    "copied": "green",
+    "unchanged": "dim",
+    "failed": "bold red",
+    "planned": "cyan",
+    "interrupted": "yellow",
+}
 
 
 def choose_display(environ: Mapping[str, str], *, stderr_tty: bool, quiet: bool) -> Display:

@@ -350,11 +350,18 @@ def _github_outputs(
 
 
 @click.command("validate")
+@click.argument("file", required=False, metavar="[FILE]")
 @click.option(
-    "--config", "config_path", default="images.json", show_default=True, help="The images.json to check."
+    "--config",
+    "config_path",
+    default=None,
+    metavar="PATH",
+    help="The images.json to check (or give it as FILE).  [default: images.json]",
 )
-def validate_command(config_path: str) -> None:
+def validate_command(file: str | None, config_path: str | None) -> None:
     """Check images.json without contacting any registry (exit 2 listing every problem)."""
-    config = load_config(config_path)
+    if file and config_path and file != config_path:
+        raise click.UsageError(f"two files given: FILE {file!r} and --config {config_path!r}; give one")
+    config = load_config(file or config_path or "images.json")
     tags = sum(len(e.destination_tags()) for e in config.entries)
     click.echo(f"{config.path}: OK, {len(config.entries)} image(s), {tags} destination tag(s)")

@@ -76,11 +76,12 @@ class Syncer:
         self._check_gate = asyncio.Semaphore(self.options.concurrency * CHECK_FACTOR)
         self._copy_gate = asyncio.Semaphore(self.options.concurrency)
         self._resolved: dict[tuple[str, tuple[str, ...], bool], asyncio.Future[ResolvedImage]] = {}
+        self._started: dict[int, float] = {}  # id(job) -> when its check began, for cut-short durations
 
     async def run(self, jobs: Sequence[Job], report: Report) -> Report:
         """Run every job (bounded concurrency, optional overall timeout), filling ``report``."""
         tasks = {asyncio.ensure_future(self._job(job)): job for job in jobs}
-        why = "interrupted before this image finished"
+        why: str | None = None  # None: the run was interrupted (Ctrl-C, SIGTERM)
         try:
             if tasks:
                 await asyncio.wait(tasks, timeout=self.options.run_timeout)
@@ -103,12 +104,19 @@ class Syncer:
         ]
         await _cancel(leftovers)
 
-    def _collect(self, tasks: Mapping[asyncio.Task[list[TagResult]], Job], report: Report, why: str) -> None:
+    def _collect(
+        self, tasks: Mapping[asyncio.Task[list[TagResult]], Job], report: Report, why: str | None
+    ) -> None:
+        now = time.monotonic()
         for task, job in tasks.items():
             if task.done() and not task.cancelled() and task.exception() is None:
                 results = task.result()
             else:
-                results = _failed(job, why, 0.0)
+                took = now - self._started.get(id(job), now)
+                if why is None:
+                    results = _failed(job, "interrupted before this image finished", took, "interrupted")
+                else:
+                    results = _failed(job, why, took)
                 self.events.job_finished(job, results)
             for result in results:
                 report.add(result)
@@ -116,7 +124,7 @@ class Syncer:
     async def _job(self, job: Job) -> list[TagResult]:
         async with self._check_gate:
             self.events.job_started(job)
-            started = time.monotonic()
+            started = self._started[id(job)] = time.monotonic()
             results = await self._guarded(job, started, self._check(job, started))
         if isinstance(results, _Pending):
             async with self._copy_gate:
@@ -295,9 +303,9 @@ def _result(
     )
 
 
-def _failed(job: Job, error: str, took: float) -> list[TagResult]:
+def _failed(job: Job, error: str, took: float, status: Status = "failed") -> list[TagResult]:
     results = [
-        _result(job, tag, "failed", None, [str(p) for p in job.platforms or ()], 0, took)
+        _result(job, tag, status, None, [str(p) for p in job.platforms or ()], 0, took)
         for tag in job.all_tags
     ]
     for result in results:
