@@ -117,12 +117,33 @@ def _describe(body: bytes) -> tuple[str | None, str]:
     return None, ""
 
 
-async def error_from_response(response: httpx.Response, what: str) -> RegistryError:
-    """Read (bounded) and classify an unexpected registry answer."""
+async def error_from_response(
+    response: httpx.Response, what: str, *, subject: str | None = None
+) -> RegistryError:
+    """Read (bounded) and classify an unexpected registry answer.
+
+    ``subject`` names what was asked for (``nginx:latest``) so a 404 reads
+    "nginx:latest: not found at HOST"; a 404 that is no registry error at all
+    says the server does not speak the registry API.
+    """
     body = await read_bounded(response, MAX_ERROR_BODY)
     code, detail = _describe(body)
     status = response.status_code
     host = response.request.url.netloc.decode()
+    if status == 404 and code is None and not _speaks_registry_api(response):
+        return NotFoundError(
+            f"{subject or what}: {host} does not speak the registry API (HTTP 404 for "
+            f"{response.request.url.path}, no registry error); check the registry address",
+            status=status,
+            host=host,
+        )
+    if status == 404 and subject:
+        return NotFoundError(
+            f"{subject}: not found at {host}" + (f" ({code})" if code else ""),
+            status=status,
+            code=code,
+            host=host,
+        )
     label = f"{code}: {detail}" if code else (detail or response.reason_phrase)
     message = f"{what}: {host} answered {status} ({label})"
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -144,6 +165,11 @@ async def error_from_response(response: httpx.Response, what: str) -> RegistryEr
     if status == 429 or code == "TOOMANYREQUESTS":
         return build(RateLimitedError, message, True)
     return build(RegistryError, message, status in _RETRYABLE_STATUS or status >= 500)
+
+
+def _speaks_registry_api(response: httpx.Response) -> bool:
+    """Registries say so in a header (Distribution, Docker Hub, ghcr.io, ACR all send it)."""
+    return "docker-distribution-api-version" in response.headers
 
 
 def transport_error(exc: httpx.HTTPError, host: str) -> TransportError:
