@@ -14,6 +14,8 @@ This module only builds and renders reports; writing the file is the CLI's job.
 from __future__ import annotations
 
 import json
+import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +38,14 @@ STATUSES: tuple[Status, ...] = get_args(Status)
 
 _SIZE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 _NO_SIZE = ("failed", "planned", "interrupted")
+_FULL_DIGEST = re.compile(r"\b(sha256:[0-9a-f]{12})[0-9a-f]{52}\b")
+TABLE_WIDTH = 120
+"""Failure messages in the table wrap at word boundaries to this many columns."""
+
+
+def short_digests(text: str) -> str:
+    """``sha256:`` + 64 hex shortened to 12 hex and an ellipsis, for people (JSON keeps them whole)."""
+    return _FULL_DIGEST.sub(r"\1…", text)
 
 
 @dataclass
@@ -193,11 +203,12 @@ def merge_reports(reports: Sequence[Report]) -> Report:
     )
 
 
-def render_table(report: Report) -> str:
+def render_table(report: Report, width: int = TABLE_WIDTH) -> str:
     """A plain-text summary for people: one row per result, a totals line, then failures.
 
     Columns: TARGET:TAG, STATUS, PLATFORMS (``linux/`` left out), SIZE (bytes
-    copied), TIME. No trailing newline.
+    copied), TIME. Each image's error is listed once for all its failed tags,
+    digests shortened, wrapped at word boundaries to ``width``. No trailing newline.
     """
     header = ("TARGET:TAG", "STATUS", "PLATFORMS", "SIZE", "TIME")
     rows = [header]
@@ -219,10 +230,30 @@ def render_table(report: Report) -> str:
     lines.append(_totals(report))
     if report.failed:
         lines.extend(["", "Failures:"])
-        for r in report.failed:
-            message = (r.error or "unknown error").replace("\n", "\n    ")
-            lines.append(f"  {r.target}:{r.tag} (from {r.source}): {message}")
+        lines.extend(_failure_lines(report.failed, width))
     return "\n".join(lines)
+
+
+def _failure_lines(failed: Sequence[TagResult], width: int) -> list[str]:
+    # One entry per image and error: its tags share one line instead of repeating the message.
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for r in failed:
+        grouped.setdefault((r.target, r.source, r.error or "unknown error"), []).append(r.tag)
+    lines: list[str] = []
+    for (target, source, error), tags in grouped.items():
+        lines.append(f"  {target}:{','.join(tags)} (from {source}):")
+        for paragraph in short_digests(error).splitlines() or [""]:
+            lines.extend(
+                textwrap.wrap(
+                    paragraph,
+                    width=max(width, 40),
+                    initial_indent="    ",
+                    subsequent_indent="    ",
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+            )
+    return lines
 
 
 def human_size(n: int) -> str:

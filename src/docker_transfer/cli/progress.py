@@ -22,7 +22,7 @@ import click
 from docker_transfer.cli.bars import byte_bars
 from docker_transfer.engine.sync import SyncEvents
 from docker_transfer.plan import Job
-from docker_transfer.report import TagResult, human_duration, human_size
+from docker_transfer.report import TagResult, human_duration, human_size, short_digests
 from docker_transfer.summary import ENDGROUP, group_command, image_status, inert
 
 if TYPE_CHECKING:
@@ -73,7 +73,9 @@ def image_line(job: Job, results: Sequence[TagResult], position: str = "", *, er
     messages = list(dict.fromkeys(r.error for r in results if r.error))
     if errors and messages:
         line += f": {'; '.join(messages)}"
-    return line
+    elif messages and status in ("failed", "interrupted"):
+        line += " (error below)"
+    return short_digests(line)
 
 
 def tag_line(result: TagResult) -> str:
@@ -86,10 +88,7 @@ def tag_line(result: TagResult) -> str:
         human_size(result.bytes_copied),
         human_duration(result.duration_s),
     ]
-    line = "  " + "  ".join(parts)
-    if result.error:
-        line += f"\n    {result.error}"
-    return line
+    return "  " + "  ".join(parts)
 
 
 class QuietEvents(SyncEvents):
@@ -109,9 +108,10 @@ class PlainEvents(SyncEvents):
         click.echo(self._redact(f"{'start':<9} {job.entry.source} -> {job.destination.name}"), err=True)
 
     def job_finished(self, job: Job, results: Sequence[TagResult]) -> None:
-        """The image's status line, numbered ``[finished/total]``."""
+        """The image's status line, numbered ``[finished/total]``; its error is in the final table."""
         self.finished += 1
-        click.echo(self._redact(image_line(job, results, f"{self.finished}/{self.total}")), err=True)
+        line = image_line(job, results, f"{self.finished}/{self.total}", errors=False)
+        click.echo(self._redact(line), err=True)
 
 
 class GitHubEvents(SyncEvents):
@@ -135,7 +135,8 @@ class GitHubEvents(SyncEvents):
             self._before()
         self.finished += 1
         title = image_line(job, results, f"{self.finished}/{self.total}", errors=False)
-        body = "\n".join(tag_line(r) for r in results)
+        errors = dict.fromkeys(r.error for r in results if r.error)
+        body = "\n".join([*(tag_line(r) for r in results), *(f"    {e}" for e in errors)])
         lines = [group_command(self._redact(title)), inert(self._redact(body)), ENDGROUP]
         click.echo("\n".join(lines), err=True)
 
@@ -187,7 +188,7 @@ class RichEvents(SyncEvents):
             self._progress.remove_task(task)
         self.finished += 1
         self._progress.update(self._overall, description=self._overall_label())
-        line = self._redact(image_line(job, results, f"{self.finished}/{self.total}"))
+        line = self._redact(image_line(job, results, f"{self.finished}/{self.total}", errors=False))
         status = image_status(results) if results else "failed"
         from rich.text import Text  # noqa: PLC0415 - rich only when bars are drawn
 

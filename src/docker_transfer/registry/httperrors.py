@@ -167,6 +167,25 @@ async def error_from_response(
     return build(RegistryError, message, status in _RETRYABLE_STATUS or status >= 500)
 
 
+def _connect_reason(kind: str, detail: str) -> str:
+    """Why no connection was made, in words: refused, timed out, name not resolved."""
+    lowered = detail.lower()
+    if kind == "ConnectTimeout" or "timed out" in lowered:
+        return "connect timed out"
+    # asyncio words a refusal "[Errno 111] Connect call failed"; anyio "Connection refused".
+    if "refused" in lowered or "errno 111" in lowered or "connect call failed" in lowered:
+        return "connection refused"
+    if (
+        "name or service not known" in lowered
+        or "nodename nor servname" in lowered
+        or "resolution" in lowered
+    ):
+        return "host name not resolved"
+    if "unreachable" in lowered:
+        return "network unreachable"
+    return detail if detail and "://" not in detail else "connection failed"
+
+
 def _speaks_registry_api(response: httpx.Response) -> bool:
     """Registries say so in a header (Distribution, Docker Hub, ghcr.io, ACR all send it)."""
     return "docker-distribution-api-version" in response.headers
@@ -175,9 +194,10 @@ def _speaks_registry_api(response: httpx.Response) -> bool:
 def transport_error(exc: httpx.HTTPError, host: str) -> TransportError:
     """Wrap an httpx network error; the message names the failure, not the URL's secrets."""
     kind = type(exc).__name__
+    detail = str(exc).split("\n", 1)[0][:160]
+    if kind in ("ConnectError", "ConnectTimeout"):
+        return TransportError(host, _connect_reason(kind, detail), connecting=True)
     reason = {
-        "ConnectError": "cannot connect",
-        "ConnectTimeout": "connect timed out",
         "ReadTimeout": "read timed out",
         "WriteTimeout": "write timed out",
         "PoolTimeout": "connection pool timed out",
@@ -185,7 +205,6 @@ def transport_error(exc: httpx.HTTPError, host: str) -> TransportError:
         "ReadError": "connection reset while reading",
         "WriteError": "connection reset while writing",
     }.get(kind, kind)
-    detail = str(exc).split("\n", 1)[0][:160]
     if detail and "://" not in detail:
         reason = f"{reason} ({detail})"
     return TransportError(host, reason)

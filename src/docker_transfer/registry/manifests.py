@@ -68,8 +68,7 @@ async def get_manifest(client: RegistryClient, ref: Reference, *, digest: str | 
     if declared is not None and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
         await response.aclose()
         raise ManifestError(
-            f"{shown}: manifest of {declared} bytes exceeds the "
-            f"{MAX_MANIFEST_BYTES}-byte limit"
+            f"{shown}: manifest of {declared} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit"
         )
     data = await read_bounded(response, MAX_MANIFEST_BYTES + 1, strict=True)
     client.stats.bytes_read += len(data)
