@@ -265,7 +265,8 @@ def test_render_table() -> None:
             "3 tags: 1 copied, 1 unchanged, 1 failed; 123.5 MB copied in 1m35s",
             "",
             "Failures:",
-            f"  open-webui:main (from {WEBUI}): denied: no push access",
+            f"  open-webui:main (from {WEBUI}):",
+            "    denied: no push access",
         ]
     )
 
@@ -276,7 +277,7 @@ def test_render_table_keeps_non_linux_platforms_and_indents_multiline_errors() -
     lines = render_table(report).splitlines()
     assert lines[1].split() == ["n:t", "failed", "windows/amd64", "-", "2.0s"]
     assert lines[2] == "1 tag: 0 copied, 0 unchanged, 1 failed; 0 B copied in 2.0s"
-    assert lines[-2:] == [f"  n:t (from {NGINX}): a", "    b"]
+    assert lines[-3:] == [f"  n:t (from {NGINX}):", "    a", "    b"]
 
 
 def test_render_table_planned_and_empty() -> None:

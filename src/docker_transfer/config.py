@@ -9,7 +9,6 @@ contacted. docs/configuration.md is the user's reference; keep it in step.
 
 from __future__ import annotations
 
-import bisect
 import difflib
 import json
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from docker_transfer.errors import ConfigError, InvalidPlatformError, InvalidReferenceError
+from docker_transfer.jsontext import JsonPath, locate_values, nearest_line, object_from_pairs, syntax_problem
 from docker_transfer.platform import Platform, parse_platform
 from docker_transfer.reference import Reference, parse_reference, validate_repository, validate_tag
 
@@ -51,8 +51,7 @@ _EXAMPLES = {
     "tags": '["latest"]',
     "architectures": '["amd64", "arm64"]',
 }
-_JSON_WS = " \t\n\r"
-_Path = tuple[int | str, ...]
+_Path = JsonPath
 _Add = Callable[..., None]
 
 
@@ -136,9 +135,9 @@ def parse_config(text: str, path: str = "images.json") -> Config:
     if not text.strip():
         raise ConfigError(path, ["file is empty; expected a JSON array of images"])
     try:
-        data = json.loads(text, object_pairs_hook=_object_from_pairs)
+        data = json.loads(text, object_pairs_hook=object_from_pairs)
     except json.JSONDecodeError as exc:
-        raise ConfigError(path, [_syntax_problem(text, exc)]) from None
+        raise ConfigError(path, [syntax_problem(text, exc)]) from None
     except RecursionError:
         raise ConfigError(path, ["the JSON is nested too deeply"]) from None
     if not isinstance(data, list):
@@ -147,11 +146,11 @@ def parse_config(text: str, path: str = "images.json") -> Config:
             path, [f"expected a JSON array of images at the top level, got {_kind(data)}{hint}"]
         )
 
-    lines = _locate(text)
+    lines = locate_values(text)
     problems: list[str] = []
 
     def add(where: _Path, message: str, at: _Path | None = None) -> None:
-        line = _nearest_line(lines, where if at is None else at)
+        line = nearest_line(lines, where if at is None else at)
         problems.append(f"{_render_path(where)}: {message}" + (f" (line {line})" if line else ""))
 
     drafts = [_check_entry(index, raw, lines.get((index,)), add) for index, raw in enumerate(data)]
@@ -386,155 +385,6 @@ def _check_clashes(drafts: list[_Draft], problems: list[str]) -> None:
             problems.append(f"images[{later}]: duplicate of images[{earlier}]: {same}{lines}")
         else:
             problems.append(f"images[{later}] and images[{earlier}] both write {what}{lines}")
-
-
-# --- JSON helpers -------------------------------------------------------------
-
-
-class _Object(dict[str, Any]):
-    """A JSON object that remembers keys given twice (json.loads silently keeps the last)."""
-
-    duplicates: tuple[str, ...] = ()
-
-
-def _object_from_pairs(pairs: list[tuple[str, Any]]) -> _Object:
-    obj = _Object()
-    duplicates = []
-    for key, value in pairs:
-        if key in obj:
-            duplicates.append(key)
-        obj[key] = value
-    obj.duplicates = tuple(duplicates)
-    return obj
-
-
-# What an input method (IME) types instead of JSON's ASCII punctuation.
-_LOOKALIKES = {
-    "\uff0c": ("full-width comma", ","),
-    "\u3001": ("ideographic comma", ","),
-    "\uff1a": ("full-width colon", ":"),
-    "\u201c": ("curly quote", '"'),
-    "\u201d": ("curly quote", '"'),
-    "\u2018": ("curly quote", '"'),
-    "\u2019": ("curly quote", '"'),
-    "\uff02": ("full-width quote", '"'),
-    "\uff3b": ("full-width bracket", "["),
-    "\uff3d": ("full-width bracket", "]"),
-    "\uff5b": ("full-width brace", "{"),
-    "\uff5d": ("full-width brace", "}"),
-}
-
-
-def _lookalike_hint(text: str, lineno: int) -> str | None:
-    """Name IME punctuation outside strings on the error's line (or the line before it)."""
-    lines = text.split("\n")
-    for number in (lineno, lineno - 1):
-        if not 1 <= number <= len(lines):
-            continue
-        chars = dict.fromkeys(_outside_strings(lines[number - 1]))
-        found = [(ch, *_LOOKALIKES[ch]) for ch in chars if ch in _LOOKALIKES]
-        if found:
-            named = ", ".join(f"a {name} {ch!r} (write {ascii_!r})" for ch, name, ascii_ in found)
-            return (
-                f"line {number} has {named}: JSON needs ASCII punctuation; switch the input method to English"
-            )
-    return None
-
-
-def _outside_strings(line: str) -> str:
-    """The characters of ``line`` that are not inside an ASCII double-quoted string."""
-    out: list[str] = []
-    inside = escaped = False
-    for ch in line:
-        if inside:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                inside = False
-        elif ch == '"':
-            inside = True
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def _syntax_problem(text: str, exc: json.JSONDecodeError) -> str:
-    hint = _lookalike_hint(text, exc.lineno)
-    if hint:
-        return f"line {exc.lineno}, column {exc.colno}: invalid JSON; {hint}"
-    before = text[: exc.pos].rstrip(_JSON_WS)
-    after = text[exc.pos : exc.pos + 1]
-    if before.endswith(",") and after in ("]", "}"):
-        line, column = _line_column(text, len(before) - 1)
-        return (
-            f"line {line}, column {column}: trailing comma before {_q(after)}; "
-            "JSON does not allow a comma after the last element"
-        )
-    where = f"line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"
-    if after == "'":
-        return f"{where}; strings and field names need double quotes (\"), not single quotes (')"
-    if text.startswith(("//", "/*", "#"), exc.pos):
-        return f"{where}; JSON does not allow comments"
-    if exc.msg == "Extra data" and text.lstrip(_JSON_WS).startswith("{"):
-        return f"{where}; several entries must be wrapped in one array: [ {{...}}, {{...}} ]"
-    if exc.msg == "Extra data":
-        return f"{where}; there is more text after the end of the array"
-    if exc.msg.startswith("Expecting ',' delimiter"):
-        return f"{where}; a comma is probably missing between two elements or fields"
-    return where
-
-
-def _line_column(text: str, pos: int) -> tuple[int, int]:
-    return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
-
-
-def _locate(text: str) -> dict[_Path, int]:
-    """Map the path of each value down to list items (``(3, "tags", 1)``) to its 1-based line.
-
-    Called only on text that json.loads accepted, so the walk needs no error handling.
-    """
-    newlines = [i for i, ch in enumerate(text) if ch == "\n"]
-    decoder = json.JSONDecoder()
-    lines: dict[_Path, int] = {}
-
-    def skip(pos: int) -> int:
-        while pos < len(text) and text[pos] in _JSON_WS:
-            pos += 1
-        return pos
-
-    def walk(pos: int, path: _Path) -> int:
-        lines[path] = bisect.bisect_left(newlines, pos) + 1
-        opening = text[pos]
-        if len(path) >= 3 or opening not in "[{":
-            return int(decoder.raw_decode(text, pos)[1])
-        pos = skip(pos + 1)
-        position = 0
-        while text[pos] not in "]}":
-            child: _Path
-            if opening == "{":
-                key, pos = decoder.raw_decode(text, pos)
-                pos = skip(skip(pos) + 1)  # the ':'
-                child = (*path, key)
-            else:
-                child = (*path, position)
-                position += 1
-            pos = skip(walk(pos, child))
-            if text[pos] == ",":
-                pos = skip(pos + 1)
-        return pos + 1
-
-    walk(skip(0), ())
-    return lines
-
-
-def _nearest_line(lines: dict[_Path, int], path: _Path) -> int | None:
-    while path:
-        if path in lines:
-            return lines[path]
-        path = path[:-1]
-    return None
 
 
 def _render_path(path: _Path) -> str:

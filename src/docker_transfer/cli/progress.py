@@ -71,10 +71,10 @@ def image_line(job: Job, results: Sequence[TagResult], position: str = "", *, er
     if status in ("copied", "planned"):
         line += f" ({human_size(moved)}{' to copy' if status == 'planned' else ''})"
     messages = list(dict.fromkeys(r.error for r in results if r.error))
-    if errors and messages:
+    if messages and (errors or status not in ("failed", "interrupted")):
         line += f": {'; '.join(messages)}"
-    elif messages and status in ("failed", "interrupted"):
-        line += " (error below)"
+    elif messages:
+        line += " (error below)"  # the final table lists it once
     return short_digests(line)
 
 
