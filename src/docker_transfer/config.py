@@ -2,7 +2,9 @@
 
 The format is the one the original project's users already have (a JSON array of
 ``{"source", "target", "tags", "architectures"}`` objects) plus the optional
-booleans ``arch_tags`` and ``allow_partial``. Every problem in the file is
+booleans ``arch_tags`` and ``allow_partial``, tag rules in ``tags`` with ``exclude``
+(see :mod:`docker_transfer.tagrules`), and ``target`` derived from the source when
+it is left out. Every problem in the file is
 collected and raised at once as :class:`ConfigError`, before any registry is
 contacted. docs/configuration.md is the user's reference; keep it in step.
 """
@@ -21,15 +23,24 @@ from typing import Any
 from docker_transfer.errors import ConfigError, InvalidPlatformError, InvalidReferenceError
 from docker_transfer.jsontext import JsonPath, locate_values, nearest_line, object_from_pairs, syntax_problem
 from docker_transfer.platform import Platform, parse_platform
-from docker_transfer.reference import Reference, parse_reference, validate_repository, validate_tag
+from docker_transfer.reference import (
+    DOCKER_HUB,
+    Reference,
+    parse_reference,
+    validate_repository,
+    validate_tag,
+)
+from docker_transfer.tagrules import Exclusion, TagRule, check_exclude, check_tags
 
-REQUIRED_FIELDS: tuple[str, ...] = ("source", "target", "tags", "architectures")
-"""Fields every entry must have (all four are required in the original format)."""
+REQUIRED_FIELDS: tuple[str, ...] = ("source", "tags", "architectures")
+"""Fields every entry must have (``target`` is derived from the source when left out)."""
 
-OPTIONAL_FIELDS: tuple[str, ...] = ("arch_tags", "allow_partial")
-"""Boolean fields that default to false."""
+OPTIONAL_FIELDS: tuple[str, ...] = ("target", "arch_tags", "allow_partial", "exclude")
+"""Fields with a default: the derived target, false, false, nothing excluded."""
 
-KNOWN_FIELDS: tuple[str, ...] = REQUIRED_FIELDS + OPTIONAL_FIELDS
+KNOWN_FIELDS: tuple[str, ...] = (
+    "source", "target", "tags", "architectures", "arch_tags", "allow_partial", "exclude"
+)  # fmt: skip
 
 # Names people plausibly write instead of ours that difflib would not connect.
 # fmt: off
@@ -69,6 +80,11 @@ class ImageEntry:
     architectures: tuple[str, ...]
     arch_tags: bool = False
     allow_partial: bool = False
+    rules: tuple[TagRule, ...] = ()
+    """Tag rules, expanded from the source's tag list at run time (engine/tagrules.py)."""
+    exclude: tuple[Exclusion, ...] = ()
+    rule: str | None = None
+    """For an entry made by expanding rules: the rule that chose its tag (as written)."""
 
     def destination_tags(self) -> tuple[str, ...]:
         """Every tag written under ``target``: ``tags``, then ``<tag>-<arch>`` ones if ``arch_tags``."""
@@ -102,7 +118,7 @@ class Config:
         return replace(self, entries=kept)
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
+def load_config(path: str | os.PathLike[str], *, flatten: str | None = None) -> Config:
     """Read and validate the images.json at ``path``; see :func:`parse_config`.
 
     A missing, unreadable or non-UTF-8 file raises :class:`ConfigError` too.
@@ -122,14 +138,16 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(
             name, [f"line {line}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8"]
         ) from None
-    return parse_config(text, name)
+    return parse_config(text, name, flatten=flatten)
 
 
-def parse_config(text: str, path: str = "images.json") -> Config:
+def parse_config(text: str, path: str = "images.json", *, flatten: str | None = None) -> Config:
     """Parse images.json ``text``; raise :class:`ConfigError` listing every problem found.
 
     Only one JSON syntax error can be reported (the parser stops at it); once the
-    JSON parses, every entry and every field is checked.
+    JSON parses, every entry and every field is checked. ``flatten`` is the
+    separator that derived targets use for the source's whole path
+    (:func:`derive_target`).
     """
     text = text.removeprefix("\ufeff")  # editors on Windows add a BOM; json.loads rejects it
     if not text.strip():
@@ -153,7 +171,7 @@ def parse_config(text: str, path: str = "images.json") -> Config:
         line = nearest_line(lines, where if at is None else at)
         problems.append(f"{_render_path(where)}: {message}" + (f" (line {line})" if line else ""))
 
-    drafts = [_check_entry(index, raw, lines.get((index,)), add) for index, raw in enumerate(data)]
+    drafts = [_check_entry(index, raw, lines.get((index,)), add, flatten) for index, raw in enumerate(data)]
     _check_clashes(drafts, problems)
     if problems:
         raise ConfigError(path, problems)
@@ -175,7 +193,7 @@ class _Draft:
     entry: ImageEntry | None = None
 
 
-def _check_entry(index: int, raw: Any, line: int | None, add: _Add) -> _Draft:
+def _check_entry(index: int, raw: Any, line: int | None, add: _Add, flatten: str | None = None) -> _Draft:
     here: _Path = (index,)
     if not isinstance(raw, dict):
         add(here, f'expected an object with "source", "target", "tags" and "architectures", got {_kind(raw)}')
@@ -191,19 +209,23 @@ def _check_entry(index: int, raw: Any, line: int | None, add: _Add) -> _Draft:
 
     source_text = _check_string(raw, "source", here, add, _source_problem)
     target = _check_string(raw, "target", here, add, _target_problem)
-    tags = _check_list(raw, "tags", here, add, _tag_problem)
+    checked = check_tags(raw, here, add, _tag_problem, _kind)
+    tags, rules = (None, ()) if checked is None else checked
+    exclude = check_exclude(raw, here, add, _tag_problem, _kind)
     platforms = _check_platforms(raw, here, add)
     arch_tags = _check_bool(raw, "arch_tags", here, add)
     allow_partial = _check_bool(raw, "allow_partial", here, add)
 
     source = None if source_text is None else parse_reference(source_text)
+    if "target" not in raw and source is not None:
+        target = _derived_target(source, flatten, here, add)
     draft = _Draft(index, line, None if source is None else str(source), target)
     if tags is not None:
         plain = tuple(dict.fromkeys(tag for _, tag in tags))
         draft.destination_tags = _destination_tags(plain, tuple(platforms or ()), arch_tags is True)
         if arch_tags and platforms:
             _check_arch_tags(tags, platforms, (*here, "tags"), add)
-    if source is None or target is None or tags is None or platforms is None:
+    if source is None or target is None or tags is None or platforms is None or exclude is None:
         return draft
     if arch_tags is None or allow_partial is None:
         return draft
@@ -214,6 +236,8 @@ def _check_entry(index: int, raw: Any, line: int | None, add: _Add) -> _Draft:
         source_text=raw["source"],
         target=target,
         tags=tuple(dict.fromkeys(tag for _, tag in tags)),
+        rules=rules,
+        exclude=exclude,
         platforms=tuple(platforms),
         architectures=tuple(raw["architectures"]),
         arch_tags=arch_tags,
@@ -236,6 +260,24 @@ def _check_string(
         add((*here, name), problem)
         return None
     return value
+
+
+def _derived_target(source: Reference, flatten: str | None, here: _Path, add: _Add) -> str | None:
+    target = derive_target(source, flatten)
+    problem = _target_problem(target)
+    if problem:
+        add((*here, "source"), f'cannot derive "target" from the source: {problem}; give "target"')
+        return None
+    return target
+
+
+def derive_target(source: Reference, flatten: str | None = None) -> str:
+    """The target for an entry without one: the source's last path component (``vllm/vllm-openai``
+    gives ``vllm-openai``), or with ``flatten`` its whole path joined by that separator
+    (``bitnami/redis`` gives ``bitnami_redis``). Docker Hub's ``library/`` is left out either way.
+    """
+    path = source.repository.removeprefix("library/") if source.registry == DOCKER_HUB else source.repository
+    return path.replace("/", flatten) if flatten is not None else path.rsplit("/", 1)[-1]
 
 
 def _source_problem(source: str) -> str | None:

@@ -61,6 +61,8 @@ class TagResult:
     bytes_copied: int = 0
     duration_s: float = 0.0
     error: str | None = None
+    rule: str | None = None
+    """The tag rule that chose this tag (``{"latest": 3}``), or None for a listed tag."""
 
     def __post_init__(self) -> None:
         # Literal is only checked statically; a typo here would corrupt every summary.
@@ -79,6 +81,7 @@ class TagResult:
             "bytes_copied": self.bytes_copied,
             "duration_s": round(self.duration_s, 3),
             "error": self.error,
+            **({"rule": self.rule} if self.rule is not None else {}),
         }
 
 
@@ -95,6 +98,8 @@ class Report:
     results: list[TagResult] = field(default_factory=list)
     ratelimit: list[dict[str, Any]] = field(default_factory=list)
     """Registry pull quotas seen during the run (``host``, ``limit``, ``remaining``, ``window_s``)."""
+    warnings: list[str] = field(default_factory=list)
+    """Things worth a look that failed nothing (tag rules that chose no tag)."""
 
     def add(self, result: TagResult) -> None:
         """Append ``result``."""
@@ -131,6 +136,7 @@ class Report:
             "results": [r.to_dict() for r in self.results],
             "summary": self.summary(),
             **({"ratelimit": list(self.ratelimit)} if self.ratelimit else {}),
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
         }
 
     def to_json(self) -> str:
@@ -172,7 +178,8 @@ class Report:
         limits: list[dict[str, Any]] = []
         if isinstance(raw_limits, list):
             limits = [dict(x) for x in raw_limits if isinstance(x, Mapping)]
-        return cls(started=started, finished=finished, results=results, ratelimit=limits)
+        warnings = [w for w in data.get("warnings") or () if isinstance(w, str)]
+        return cls(started=started, finished=finished, results=results, ratelimit=limits, warnings=warnings)
 
     @classmethod
     def from_json(cls, text: str) -> Report:
@@ -200,6 +207,7 @@ def merge_reports(reports: Sequence[Report]) -> Report:
         started=min(r.started for r in reports),
         finished=max(finished) if finished else None,
         results=results,
+        warnings=list(dict.fromkeys(w for report in reports for w in report.warnings)),
     )
 
 
@@ -210,17 +218,28 @@ def render_table(report: Report, width: int = TABLE_WIDTH) -> str:
     copied), TIME. Each image's error is listed once for all its failed tags,
     digests shortened, wrapped at word boundaries to ``width``. No trailing newline.
     """
-    header = ("TARGET:TAG", "STATUS", "PLATFORMS", "SIZE", "TIME")
+    header: tuple[str, ...] = ("TARGET:TAG", "STATUS", "PLATFORMS", "SIZE", "TIME")
+    # Tags chosen by rules say which rule chose them, in a last column that exists only then.
+    with_rules = any(r.rule for r in report.results)
+    if with_rules:
+        header += ("RULE",)
     rows = [header]
     for r in report.results:
         size = "-" if r.status in _NO_SIZE and not r.bytes_copied else human_size(r.bytes_copied)
         platforms = ",".join(p.removeprefix("linux/") for p in r.platforms) or "-"
-        rows.append((f"{r.target}:{r.tag}", r.status, platforms, size, human_duration(r.duration_s)))
+        row: tuple[str, ...] = (
+            f"{r.target}:{r.tag}",
+            r.status,
+            platforms,
+            size,
+            human_duration(r.duration_s),
+        )
+        rows.append((*row, r.rule or "-") if with_rules else row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     # Numbers read best right-aligned; the last column needs no padding after it.
     lines = [
         "  ".join(
-            cell.rjust(width) if i >= 3 else cell.ljust(width)
+            cell.rjust(width) if i in (3, 4) else cell.ljust(width)
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
         for row in rows
@@ -228,6 +247,8 @@ def render_table(report: Report, width: int = TABLE_WIDTH) -> str:
     if not report.results:
         lines.append("(no results)")
     lines.append(_totals(report))
+    if report.warnings:
+        lines.extend(["", "Warnings:", *(f"  {w}" for w in report.warnings)])
     if report.failed:
         lines.extend(["", "Failures:"])
         lines.extend(_failure_lines(report.failed, width))
@@ -331,7 +352,7 @@ def _read_result(raw: Any, where: str, problems: list[str]) -> TagResult | None:
         problems.append(
             f"{where}.status: expected one of {', '.join(STATUSES)}, got {json.dumps(raw.get('status'))}"
         )
-    for key in ("digest", "error"):
+    for key in ("digest", "error", "rule"):
         if not isinstance(raw.get(key), str | None):
             problems.append(f"{where}.{key}: expected a string or null")
     platforms = raw.get("platforms", [])
@@ -355,4 +376,5 @@ def _read_result(raw: Any, where: str, problems: list[str]) -> TagResult | None:
         bytes_copied=bytes_copied,
         duration_s=float(duration),
         error=raw.get("error"),
+        rule=raw.get("rule"),
     )

@@ -265,6 +265,8 @@ def render_summary(
         lines += ["### Failures", ""]
         lines += _failures_table(failed, missing)
         lines.append("")
+    if report.warnings:
+        lines += ["### Warnings", "", *(f"- ⚠️ {_cell(w)}" for w in report.warnings), ""]
     if images:
         lines += ["### Images", ""]
         for image in images:
@@ -343,9 +345,8 @@ def _image_table(image: ImageResults) -> list[str]:
             else human_size(r.bytes_copied)
         )
         status = f"{STATUS_ICONS.get(r.status, '')} {r.status}"
-        rows.append(
-            f"| {_code(r.tag)} | {_cell(platforms)} | {status} | {size} | {human_duration(r.duration_s)} |"
-        )
+        tag = _code(r.tag) + (f" ← {_cell(r.rule)}" if r.rule else "")
+        rows.append(f"| {tag} | {_cell(platforms)} | {status} | {size} | {human_duration(r.duration_s)} |")
     notes = dict.fromkeys(r.error for r in image.results if r.error and r.status != "failed")
     if notes:
         rows += ["", *(f"Note: {_cell(note)}" for note in notes if note)]

@@ -192,16 +192,19 @@ def error_text(message: str, width: int = TABLE_WIDTH) -> str:
     """``error: …`` with digests shortened, wrapped at word boundaries to ``width`` columns."""
     lines: list[str] = []
     for paragraph in short_digests(message).splitlines() or [""]:
+        # Later lines keep their own indent ("  - problem"); their continuations hang 4 further in.
+        indent = "" if not lines else paragraph[: len(paragraph) - len(paragraph.lstrip())]
+        first = "error: " if not lines else indent
         lines.extend(
             textwrap.wrap(
-                paragraph,
+                paragraph.strip(),
                 width=width,
-                initial_indent="error: " if not lines else "  ",
-                subsequent_indent="  ",
+                initial_indent=first,
+                subsequent_indent=indent + "    ",
                 break_long_words=False,
                 break_on_hyphens=False,
             )
-            or ["error: " if not lines else ""]
+            or [first]
         )
     return "\n".join(lines)
 

@@ -103,6 +103,10 @@ class PlainEvents(SyncEvents):
         self.finished = 0
         self._redact = redact
 
+    def jobs_planned(self, jobs: Sequence[Job]) -> None:
+        """Count the jobs tag rules made in ``[finished/total]``."""
+        self.total = len(jobs)
+
     def job_started(self, job: Job) -> None:
         """``start     src -> dest``."""
         click.echo(self._redact(f"{'start':<9} {job.entry.source} -> {job.destination.name}"), err=True)
@@ -128,6 +132,10 @@ class GitHubEvents(SyncEvents):
         self.finished = 0
         self._redact = redact
         self._before = before_output
+
+    def jobs_planned(self, jobs: Sequence[Job]) -> None:
+        """Count the jobs tag rules made in ``[finished/total]``."""
+        self.total = len(jobs)
 
     def job_finished(self, job: Job, results: Sequence[TagResult]) -> None:
         """Write the image's group."""
@@ -160,6 +168,11 @@ class RichEvents(SyncEvents):
 
     def _overall_label(self) -> str:
         return f"all images {self.finished}/{self.total}"
+
+    def jobs_planned(self, jobs: Sequence[Job]) -> None:
+        """Count the jobs tag rules made in the overall bar's label."""
+        self.total = len(jobs)
+        self._progress.update(self._overall, description=self._overall_label())
 
     def job_started(self, job: Job) -> None:
         """Add the image's bar (its size is unknown until :meth:`job_sized`)."""

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from docker_transfer.engine.blobs import BlobTracker
 from docker_transfer.engine.check import destination_state, source_digest
 from docker_transfer.engine.copy import Copier, CopyResult, ResolvedImage
+from docker_transfer.engine.expand import expand_rule_jobs
 from docker_transfer.errors import DockerTransferError, ImageTimeoutError, RateLimitedError
 from docker_transfer.manifest import Manifest, platforms_of
 from docker_transfer.plan import Job, is_unchanged
@@ -47,6 +48,9 @@ class SyncOptions:
 
 class SyncEvents:
     """Hooks for progress output; the default does nothing."""
+
+    def jobs_planned(self, jobs: Sequence[Job]) -> None:
+        """The final job list, once tag rules are expanded (their count may differ from the config's)."""
 
     def job_started(self, job: Job) -> None:
         """A job begins."""
@@ -80,6 +84,13 @@ class Syncer:
 
     async def run(self, jobs: Sequence[Job], report: Report) -> Report:
         """Run every job (bounded concurrency, optional overall timeout), filling ``report``."""
+        if any(job.has_rules for job in jobs):
+            expanded = await expand_rule_jobs(self.client, jobs)
+            jobs = expanded.jobs
+            report.warnings.extend(expanded.warnings)
+            for failure in expanded.failures:
+                report.add(failure)
+            self.events.jobs_planned(jobs)
         tasks = {asyncio.ensure_future(self._job(job)): job for job in jobs}
         why: str | None = None  # None: the run was interrupted (Ctrl-C, SIGTERM)
         try:
@@ -300,6 +311,7 @@ def _result(
         platforms=list(platforms),
         bytes_copied=nbytes,
         duration_s=took,
+        rule=job.entry.rule,
     )
 
 
