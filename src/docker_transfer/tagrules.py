@@ -57,7 +57,11 @@ class TagRule:
             return False
         if self.semver is not None:
             version = parse_version(tag)
-            return version is not None and version in SpecifierSet(self.semver, prereleases=None)
+            if version is None:
+                return False
+            spec = SpecifierSet(self.semver)
+            # Explicit: packaging's default for pre-releases changed between releases.
+            return spec.contains(version, prereleases=bool(spec.prereleases))
         return self.latest is None or parse_version(tag) is not None
 
     def select(self, tags: Sequence[str]) -> list[str]:
@@ -144,13 +148,15 @@ def regex_problems(value: Any, name: str) -> list[str]:
 def expand(
     rules: Sequence[TagRule], exclusions: Sequence[Exclusion], available: Iterable[str]
 ) -> dict[str, TagRule]:
-    """Tags chosen by ``rules`` from ``available``, minus exclusions: tag -> the first rule that chose it."""
-    tags = list(dict.fromkeys(available))
+    """Tags chosen by ``rules`` from ``available``: tag -> the first rule that chose it.
+
+    Exclusions apply first, so ``{"latest": 5}`` with ``-rc`` tags excluded still gives five tags.
+    """
+    tags = [t for t in dict.fromkeys(available) if not any(e.matches(t) for e in exclusions)]
     chosen: dict[str, TagRule] = {}
     for rule in rules:
         for tag in rule.select(tags):
-            if not any(e.matches(tag) for e in exclusions):
-                chosen.setdefault(tag, rule)
+            chosen.setdefault(tag, rule)
     return chosen
 
 
