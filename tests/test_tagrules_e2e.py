@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -48,7 +49,7 @@ def dest_tags(reg: LocalRegistry, repo: str) -> list[str]:
 
 
 @pytest.fixture
-def hub(registry_factory: RegistryFactory) -> TagPagingProxy:
+def hub(registry_factory: RegistryFactory) -> Iterator[TagPagingProxy]:
     """A source with 2,502 tags behind a proxy that pages tag lists as Docker Hub does."""
     src = registry_factory()
     image = push_image(src.url, "lib/app", "latest", platforms=["linux/amd64", "linux/arm64/v8"])
@@ -58,7 +59,7 @@ def hub(registry_factory: RegistryFactory) -> TagPagingProxy:
     proxy = TagPagingProxy(src)
     proxy.upstream_registry = src  # type: ignore[attr-defined]
     proxy.start()
-    yield proxy  # type: ignore[misc]
+    yield proxy
     proxy.stop()
 
 
