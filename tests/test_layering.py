@@ -9,7 +9,7 @@ import pytest
 
 import docker_transfer
 
-PURE = ["reference", "platform", "manifest", "config", "plan", "report", "summary", "shard"]
+PURE = ["reference", "platform", "manifest", "config", "jsontext", "plan", "report", "summary", "shard"]
 FORBIDDEN = {
     "httpx",
     "asyncio",

@@ -1282,7 +1282,19 @@ async def test_error_body_code_and_message_are_reported() -> None:
     assert info.value.code == "MANIFEST_UNKNOWN"
     assert info.value.status == 404
     assert info.value.host == REG
-    assert "manifest unknown to registry" in str(info.value)
+    # A tag reads as a tag (":"), not as a digest ("@"): the user's own reference, then the registry's code.
+    assert str(info.value) == f"{REG}/team/app:1: not found at {REG} (MANIFEST_UNKNOWN)"
+
+
+async def test_a_404_that_is_no_registry_error_says_the_server_is_not_a_registry() -> None:
+    async def web_server(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, text="<html><body>404 Not Found</body></html>")
+
+    async with make_client(web_server) as client:
+        with pytest.raises(NotFoundError) as info:
+            await get_manifest(client, REF)
+    assert "does not speak the registry API" in str(info.value)
+    assert "/v2/team/app/manifests/1" in str(info.value)
 
 
 async def test_error_body_of_a_non_streamed_request_is_parsed() -> None:

@@ -48,6 +48,7 @@ def test_summary_counts_and_bytes() -> None:
         "unchanged": 1,
         "failed": 1,
         "planned": 0,
+        "interrupted": 0,
         "bytes_copied": 123_456_789,
     }
 
@@ -190,7 +191,7 @@ def test_from_dict_lists_every_problem() -> None:
     assert message.splitlines() == [
         "invalid report:",
         "  - started: 'yesterday' is not an ISO 8601 time",
-        '  - results[0].status: expected one of copied, unchanged, failed, planned, got "done"',
+        '  - results[0].status: expected one of copied, unchanged, failed, planned, interrupted, got "done"',
         "  - results[1].bytes_copied: expected a non-negative integer",
         "  - results[2].tag: expected a string, got null",
         "  - results[2].platforms: expected a list of strings",
@@ -289,7 +290,8 @@ def test_render_table() -> None:
             "3 tags: 1 copied, 1 unchanged, 1 failed; 123.5 MB copied in 1m35s",
             "",
             "Failures:",
-            f"  open-webui:main (from {WEBUI}): denied: no push access",
+            f"  open-webui:main (from {WEBUI}):",
+            "    denied: no push access",
         ]
     )
 
@@ -300,7 +302,7 @@ def test_render_table_keeps_non_linux_platforms_and_indents_multiline_errors() -
     lines = render_table(report).splitlines()
     assert lines[1].split() == ["n:t", "failed", "windows/amd64", "-", "2.0s"]
     assert lines[2] == "1 tag: 0 copied, 0 unchanged, 1 failed; 0 B copied in 2.0s"
-    assert lines[-2:] == [f"  n:t (from {NGINX}): a", "    b"]
+    assert lines[-3:] == [f"  n:t (from {NGINX}):", "    a", "    b"]
 
 
 def test_render_table_planned_and_empty() -> None:
@@ -308,7 +310,10 @@ def test_render_table_planned_and_empty() -> None:
     report.add(TagResult(NGINX, "nginx", "latest", "planned", platforms=["linux/arm/v7"]))
     text = render_table(report)
     assert "arm/v7" in text
-    assert text.splitlines()[-1] == "1 tag: 0 copied, 0 unchanged, 0 failed, 1 planned; 0 B copied in 0.0s"
+    assert (
+        text.splitlines()[-1]
+        == "1 tag: 0 copied, 0 unchanged, 0 failed, 1 planned; 0 B to copy; checked in 0.0s"
+    )
     assert "Failures" not in text
     assert render_table(Report(started=T0)).splitlines()[1:] == [
         "(no results)",

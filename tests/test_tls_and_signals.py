@@ -141,7 +141,11 @@ def test_interrupted_sync_writes_report_and_exits_130(
     doc = json.loads(report.read_text())
     statuses = {r["target"].rsplit("/", 1)[1]: (r["status"], r["error"]) for r in doc["results"]}
     assert statuses["ok"][0] == "copied"
-    assert statuses["hang"][0] == "failed" and "interrupted" in (statuses["hang"][1] or "")
+    # interrupted is its own status (counted apart from failures), with the time it had run
+    assert statuses["hang"][0] == "interrupted" and "interrupted" in (statuses["hang"][1] or "")
+    hang = next(r for r in doc["results"] if r["target"].endswith("/hang"))
+    assert hang["duration_s"] > 0.2
+    assert doc["summary"]["interrupted"] == 1 and doc["summary"]["failed"] == 0
     assert doc["finished"] is not None
     assert "interrupted" in err
 

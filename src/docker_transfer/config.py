@@ -2,14 +2,15 @@
 
 The format is the one the original project's users already have (a JSON array of
 ``{"source", "target", "tags", "architectures"}`` objects) plus the optional
-booleans ``arch_tags`` and ``allow_partial`` and ``attestations``. Every problem in the file is
+booleans ``arch_tags`` and ``allow_partial``, ``attestations``, tag rules in
+``tags`` with ``exclude`` (see :mod:`docker_transfer.tagrules`), and ``target``
+derived from the source when it is left out. Every problem in the file is
 collected and raised at once as :class:`ConfigError`, before any registry is
 contacted. docs/configuration.md is the user's reference; keep it in step.
 """
 
 from __future__ import annotations
 
-import bisect
 import difflib
 import json
 import os
@@ -20,16 +21,33 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from docker_transfer.errors import ConfigError, InvalidPlatformError, InvalidReferenceError
+from docker_transfer.jsontext import (
+    JsonPath,
+    locate_values,
+    nearest_line,
+    object_from_pairs,
+    parse_int,
+    syntax_problem,
+)
 from docker_transfer.platform import Platform, parse_platform
-from docker_transfer.reference import Reference, parse_reference, validate_repository, validate_tag
+from docker_transfer.reference import (
+    DOCKER_HUB,
+    Reference,
+    parse_reference,
+    validate_repository,
+    validate_tag,
+)
+from docker_transfer.tagrules import Exclusion, TagRule, check_exclude, check_tags
 
-REQUIRED_FIELDS: tuple[str, ...] = ("source", "target", "tags", "architectures")
-"""Fields every entry must have (all four are required in the original format)."""
+REQUIRED_FIELDS: tuple[str, ...] = ("source", "tags", "architectures")
+"""Fields every entry must have (``target`` is derived from the source when left out)."""
 
-OPTIONAL_FIELDS: tuple[str, ...] = ("arch_tags", "allow_partial", "attestations")
-"""Optional fields: two booleans that default to false, and ``attestations``."""
+OPTIONAL_FIELDS: tuple[str, ...] = ("target", "arch_tags", "allow_partial", "attestations", "exclude")
+"""Fields with a default: the derived target, false, false, the run's --attestations, nothing excluded."""
 
-KNOWN_FIELDS: tuple[str, ...] = REQUIRED_FIELDS + OPTIONAL_FIELDS
+KNOWN_FIELDS: tuple[str, ...] = (
+    "source", "target", "tags", "architectures", "arch_tags", "allow_partial", "attestations", "exclude"
+)  # fmt: skip
 
 AttestationMode = Literal["keep", "drop", "auto"]
 """What to do with attestation and artifact entries of an index (see docs/configuration.md)."""
@@ -55,8 +73,7 @@ _EXAMPLES = {
     "tags": '["latest"]',
     "architectures": '["amd64", "arm64"]',
 }
-_JSON_WS = " \t\n\r"
-_Path = tuple[int | str, ...]
+_Path = JsonPath
 _Add = Callable[..., None]
 
 
@@ -76,6 +93,11 @@ class ImageEntry:
     allow_partial: bool = False
     attestations: AttestationMode | None = None
     """None: the run's ``--attestations`` decides."""
+    rules: tuple[TagRule, ...] = ()
+    """Tag rules, expanded from the source's tag list at run time (engine/tagrules.py)."""
+    exclude: tuple[Exclusion, ...] = ()
+    rule: str | None = None
+    """For an entry made by expanding rules: the rule that chose its tag (as written)."""
 
     def destination_tags(self) -> tuple[str, ...]:
         """Every tag written under ``target``: ``tags``, then ``<tag>-<arch>`` ones if ``arch_tags``."""
@@ -109,7 +131,7 @@ class Config:
         return replace(self, entries=kept)
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
+def load_config(path: str | os.PathLike[str], *, flatten: str | None = None) -> Config:
     """Read and validate the images.json at ``path``; see :func:`parse_config`.
 
     A missing, unreadable or non-UTF-8 file raises :class:`ConfigError` too.
@@ -129,22 +151,24 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(
             name, [f"line {line}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8"]
         ) from None
-    return parse_config(text, name)
+    return parse_config(text, name, flatten=flatten)
 
 
-def parse_config(text: str, path: str = "images.json") -> Config:
+def parse_config(text: str, path: str = "images.json", *, flatten: str | None = None) -> Config:
     """Parse images.json ``text``; raise :class:`ConfigError` listing every problem found.
 
     Only one JSON syntax error can be reported (the parser stops at it); once the
-    JSON parses, every entry and every field is checked.
+    JSON parses, every entry and every field is checked. ``flatten`` is the
+    separator that derived targets use for the source's whole path
+    (:func:`derive_target`).
     """
     text = text.removeprefix("\ufeff")  # editors on Windows add a BOM; json.loads rejects it
     if not text.strip():
         raise ConfigError(path, ["file is empty; expected a JSON array of images"])
     try:
-        data = json.loads(text, object_pairs_hook=_object_from_pairs, parse_int=_parse_int)
+        data = json.loads(text, object_pairs_hook=object_from_pairs, parse_int=parse_int)
     except json.JSONDecodeError as exc:
-        raise ConfigError(path, [_syntax_problem(text, exc)]) from None
+        raise ConfigError(path, [syntax_problem(text, exc)]) from None
     except RecursionError:
         raise ConfigError(path, ["the JSON is nested too deeply"]) from None
     if not isinstance(data, list):
@@ -153,14 +177,14 @@ def parse_config(text: str, path: str = "images.json") -> Config:
             path, [f"expected a JSON array of images at the top level, got {_kind(data)}{hint}"]
         )
 
-    lines = _locate(text)
+    lines = locate_values(text)
     problems: list[str] = []
 
     def add(where: _Path, message: str, at: _Path | None = None) -> None:
-        line = _nearest_line(lines, where if at is None else at)
+        line = nearest_line(lines, where if at is None else at)
         problems.append(f"{_render_path(where)}: {message}" + (f" (line {line})" if line else ""))
 
-    drafts = [_check_entry(index, raw, lines.get((index,)), add) for index, raw in enumerate(data)]
+    drafts = [_check_entry(index, raw, lines.get((index,)), add, flatten) for index, raw in enumerate(data)]
     _check_clashes(drafts, problems)
     if problems:
         raise ConfigError(path, problems)
@@ -182,7 +206,7 @@ class _Draft:
     entry: ImageEntry | None = None
 
 
-def _check_entry(index: int, raw: Any, line: int | None, add: _Add) -> _Draft:
+def _check_entry(index: int, raw: Any, line: int | None, add: _Add, flatten: str | None = None) -> _Draft:
     here: _Path = (index,)
     if not isinstance(raw, dict):
         add(here, f'expected an object with "source", "target", "tags" and "architectures", got {_kind(raw)}')
@@ -198,7 +222,9 @@ def _check_entry(index: int, raw: Any, line: int | None, add: _Add) -> _Draft:
 
     source_text = _check_string(raw, "source", here, add, _source_problem)
     target = _check_string(raw, "target", here, add, _target_problem)
-    tags = _check_list(raw, "tags", here, add, _tag_problem)
+    checked = check_tags(raw, here, add, _tag_problem, _kind)
+    tags, rules = (None, ()) if checked is None else checked
+    exclude = check_exclude(raw, here, add, _tag_problem, _kind)
     platforms = _check_platforms(raw, here, add)
     arch_tags = _check_bool(raw, "arch_tags", here, add)
     allow_partial = _check_bool(raw, "allow_partial", here, add)
@@ -208,13 +234,15 @@ def _check_entry(index: int, raw: Any, line: int | None, add: _Add) -> _Draft:
         add((*here, "attestations"), f'expected "keep", "drop" or "auto", got {_kind(attestations)}{shown}')
 
     source = None if source_text is None else parse_reference(source_text)
+    if "target" not in raw and source is not None:
+        target = _derived_target(source, flatten, here, add)
     draft = _Draft(index, line, None if source is None else str(source), target)
     if tags is not None:
         plain = tuple(dict.fromkeys(tag for _, tag in tags))
         draft.destination_tags = _destination_tags(plain, tuple(platforms or ()), arch_tags is True)
         if arch_tags and platforms:
             _check_arch_tags(tags, platforms, (*here, "tags"), add)
-    if source is None or target is None or tags is None or platforms is None:
+    if source is None or target is None or tags is None or platforms is None or exclude is None:
         return draft
     if arch_tags is None or allow_partial is None or attestations not in (None, *ATTESTATION_MODES):
         return draft
@@ -225,6 +253,8 @@ def _check_entry(index: int, raw: Any, line: int | None, add: _Add) -> _Draft:
         source_text=raw["source"],
         target=target,
         tags=tuple(dict.fromkeys(tag for _, tag in tags)),
+        rules=rules,
+        exclude=exclude,
         platforms=tuple(platforms),
         architectures=tuple(raw["architectures"]),
         arch_tags=arch_tags,
@@ -248,6 +278,24 @@ def _check_string(
         add((*here, name), problem)
         return None
     return value
+
+
+def _derived_target(source: Reference, flatten: str | None, here: _Path, add: _Add) -> str | None:
+    target = derive_target(source, flatten)
+    problem = _target_problem(target)
+    if problem:
+        add((*here, "source"), f'cannot derive "target" from the source: {problem}; give "target"')
+        return None
+    return target
+
+
+def derive_target(source: Reference, flatten: str | None = None) -> str:
+    """The target for an entry without one: the source's last path component (``vllm/vllm-openai``
+    gives ``vllm-openai``), or with ``flatten`` its whole path joined by that separator
+    (``bitnami/redis`` gives ``bitnami_redis``). Docker Hub's ``library/`` is left out either way.
+    """
+    path = source.repository.removeprefix("library/") if source.registry == DOCKER_HUB else source.repository
+    return path.replace("/", flatten) if flatten is not None else path.rsplit("/", 1)[-1]
 
 
 def _source_problem(source: str) -> str | None:
@@ -282,6 +330,10 @@ def _target_problem(target: str) -> str | None:
 def _tag_problem(tag: str) -> str | None:
     if not tag:
         return "the tag is empty"
+    if tag != tag.strip():
+        ends = (tag[0].isspace(), tag[-1].isspace())
+        where = {(True, True): "leading and trailing", (True, False): "leading"}.get(ends, "trailing")
+        return f"invalid tag {_q(tag)}: it has {where} whitespace; did you mean {_q(tag.strip())}?"
     if ":" in tag or "/" in tag:
         return f'invalid tag {_q(tag)}: give only the tag (the part after ":"), e.g. "latest"'
     try:
@@ -393,109 +445,6 @@ def _check_clashes(drafts: list[_Draft], problems: list[str]) -> None:
             problems.append(f"images[{later}]: duplicate of images[{earlier}]: {same}{lines}")
         else:
             problems.append(f"images[{later}] and images[{earlier}] both write {what}{lines}")
-
-
-# --- JSON helpers -------------------------------------------------------------
-
-
-class _Object(dict[str, Any]):
-    """A JSON object that remembers keys given twice (json.loads silently keeps the last)."""
-
-    duplicates: tuple[str, ...] = ()
-
-
-def _object_from_pairs(pairs: list[tuple[str, Any]]) -> _Object:
-    obj = _Object()
-    duplicates = []
-    for key, value in pairs:
-        if key in obj:
-            duplicates.append(key)
-        obj[key] = value
-    obj.duplicates = tuple(duplicates)
-    return obj
-
-
-def _parse_int(digits: str) -> int | float:
-    """A JSON integer; one too long for ``int`` (thousands of digits) is kept as a float.
-
-    No field takes a number, so its value never matters, only that it is reported
-    as a number instead of failing inside ``json``.
-    """
-    return int(digits) if len(digits) <= 1000 else float(digits)
-
-
-def _syntax_problem(text: str, exc: json.JSONDecodeError) -> str:
-    before = text[: exc.pos].rstrip(_JSON_WS)
-    after = text[exc.pos : exc.pos + 1]
-    if before.endswith(",") and after in ("]", "}"):
-        line, column = _line_column(text, len(before) - 1)
-        return (
-            f"line {line}, column {column}: trailing comma before {_q(after)}; "
-            "JSON does not allow a comma after the last element"
-        )
-    where = f"line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"
-    if after == "'":
-        return f"{where}; strings and field names need double quotes (\"), not single quotes (')"
-    if text.startswith(("//", "/*", "#"), exc.pos):
-        return f"{where}; JSON does not allow comments"
-    if exc.msg == "Extra data" and text.lstrip(_JSON_WS).startswith("{"):
-        return f"{where}; several entries must be wrapped in one array: [ {{...}}, {{...}} ]"
-    if exc.msg == "Extra data":
-        return f"{where}; there is more text after the end of the array"
-    if exc.msg.startswith("Expecting ',' delimiter"):
-        return f"{where}; a comma is probably missing between two elements or fields"
-    return where
-
-
-def _line_column(text: str, pos: int) -> tuple[int, int]:
-    return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
-
-
-def _locate(text: str) -> dict[_Path, int]:
-    """Map the path of each value down to list items (``(3, "tags", 1)``) to its 1-based line.
-
-    Called only on text that json.loads accepted, so the walk needs no error handling.
-    """
-    newlines = [i for i, ch in enumerate(text) if ch == "\n"]
-    decoder = json.JSONDecoder(parse_int=_parse_int)
-    lines: dict[_Path, int] = {}
-
-    def skip(pos: int) -> int:
-        while pos < len(text) and text[pos] in _JSON_WS:
-            pos += 1
-        return pos
-
-    def walk(pos: int, path: _Path) -> int:
-        lines[path] = bisect.bisect_left(newlines, pos) + 1
-        opening = text[pos]
-        if len(path) >= 3 or opening not in "[{":
-            return int(decoder.raw_decode(text, pos)[1])
-        pos = skip(pos + 1)
-        position = 0
-        while text[pos] not in "]}":
-            child: _Path
-            if opening == "{":
-                key, pos = decoder.raw_decode(text, pos)
-                pos = skip(skip(pos) + 1)  # the ':'
-                child = (*path, key)
-            else:
-                child = (*path, position)
-                position += 1
-            pos = skip(walk(pos, child))
-            if text[pos] == ",":
-                pos = skip(pos + 1)
-        return pos + 1
-
-    walk(skip(0), ())
-    return lines
-
-
-def _nearest_line(lines: dict[_Path, int], path: _Path) -> int | None:
-    while path:
-        if path in lines:
-            return lines[path]
-        path = path[:-1]
-    return None
 
 
 def _render_path(path: _Path) -> str:

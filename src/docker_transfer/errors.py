@@ -186,10 +186,13 @@ class TransportError(DockerTransferError):
 
     retryable = True
 
-    def __init__(self, host: str, reason: str) -> None:
-        super().__init__(f"{host}: {reason}")
+    def __init__(self, host: str, reason: str, *, connecting: bool = False) -> None:
+        # "cannot connect to HOST: connection refused" reads as a sentence; other failures lead with the host.
+        super().__init__(f"cannot connect to {host}: {reason}" if connecting else f"{host}: {reason}")
         self.host = host
         self.reason = reason
+        self.connecting = connecting
+        """True when no connection was made at all (refused, connect timeout, DNS)."""
 
 
 class TLSError(DockerTransferError):

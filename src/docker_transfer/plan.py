@@ -7,8 +7,8 @@ skipped without ever GETting the source manifest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from docker_transfer.config import AttestationMode, Config, ImageEntry
 from docker_transfer.errors import UsageError
@@ -20,6 +20,7 @@ from docker_transfer.manifest import (
 )
 from docker_transfer.platform import Platform, is_unknown
 from docker_transfer.reference import Reference, validate_repository
+from docker_transfer.tagrules import expand
 
 
 @dataclass(frozen=True)
@@ -58,20 +59,63 @@ class Job:
         """Index tags then per-architecture tags."""
         return self.tags + tuple(tag for tag, _ in self.arch_tags)
 
+    @property
+    def has_rules(self) -> bool:
+        """True for a job whose tags come from rules: :func:`expand_job` turns it into real jobs."""
+        return bool(self.entry.rules)
+
+    @property
+    def rules_text(self) -> str:
+        """The job's rules as written, for messages and for the result row of a failed listing."""
+        return " ".join(rule.text for rule in self.entry.rules)
+
 
 def plan_jobs(config: Config, target: Target) -> list[Job]:
-    """One job per entry, destination ``{registry}/{namespace}/{target}``."""
+    """Jobs per entry, destination ``{registry}/{namespace}/{target}``.
+
+    An entry's listed tags make one job; its tag rules make another, which
+    :func:`expand_job` replaces by one job per chosen tag once the source's tag
+    list is known.
+    """
     jobs: list[Job] = []
     for entry in config.entries:
         repository = validate_repository(f"{target.namespace}/{entry.target}")
-        destination = Reference(registry=target.registry, repository=repository, tag=entry.tags[0])
-        arch_tags: list[tuple[str, Platform]] = []
-        if entry.arch_tags:
-            for tag in entry.tags:
-                for platform in entry.platforms:
-                    arch_tags.append((f"{tag}-{platform.tag_suffix}", platform))
-        jobs.append(Job(entry, destination, entry.tags, tuple(arch_tags)))
+        if entry.tags:
+            listed = replace(entry, rules=(), exclude=())
+            destination = Reference(registry=target.registry, repository=repository, tag=entry.tags[0])
+            jobs.append(Job(listed, destination, entry.tags, _arch_tags(listed, entry.tags)))
+        if entry.rules:
+            destination = Reference(registry=target.registry, repository=repository)
+            jobs.append(Job(entry, destination, (), ()))
     return jobs
+
+
+def expand_job(job: Job, available: Iterable[str], taken: set[tuple[str, str]]) -> list[Job]:
+    """One job per tag that ``job``'s rules choose from ``available`` (the source's tags).
+
+    Each copies ``source:TAG`` to ``target:TAG``. A destination tag in ``taken``
+    (written by a listed tag or an earlier entry) is left to its first writer;
+    the tags used are added to ``taken``.
+    """
+    entry = job.entry
+    jobs: list[Job] = []
+    for tag, rule in expand(entry.rules, entry.exclude, available).items():
+        key = (job.destination.name, tag)
+        if key in taken:
+            continue
+        taken.add(key)
+        source = entry.source.with_tag(tag)
+        chosen = replace(
+            entry, source=source, source_text=str(source), tags=(tag,), rules=(), exclude=(), rule=rule.text
+        )
+        jobs.append(Job(chosen, job.destination.with_tag(tag), (tag,), _arch_tags(chosen, (tag,))))
+    return jobs
+
+
+def _arch_tags(entry: ImageEntry, tags: Sequence[str]) -> tuple[tuple[str, Platform], ...]:
+    if not entry.arch_tags:
+        return ()
+    return tuple((f"{tag}-{platform.tag_suffix}", platform) for tag in tags for platform in entry.platforms)
 
 
 def platforms_match(wanted: Sequence[Platform], present: Sequence[Platform]) -> bool:

@@ -167,10 +167,13 @@ def parse_platform(text: str) -> Platform:
     """
     if not text:
         raise InvalidPlatformError(text, f"the platform is empty; {_accepted()}")
+    if "," in text:
+        listed = ", ".join(f'"{part.strip()}"' for part in text.split(",") if part.strip())
+        raise InvalidPlatformError(text, f"one platform per item: list them separately, e.g. [{listed}]")
     if any(ch.isspace() for ch in text):
         raise InvalidPlatformError(text, "the platform contains whitespace")
     if text != text.lower():
-        raise InvalidPlatformError(text, "platform names are lowercase")
+        raise InvalidPlatformError(text, f"platform names are lowercase; did you mean {text.lower()}?")
     parts = text.split("/")
     if len(parts) > 3:
         raise InvalidPlatformError(text, f"too many '/'-separated parts; {_accepted()}")

@@ -4,12 +4,15 @@ The JSON shape is a contract other tools read (``version`` 2)::
 
     {"version": 2, "started": ISO8601, "finished": ISO8601 | null,
      "results": [{"source", "target", "tag", "status", "digest", "platforms",
-                  "bytes_copied", "duration_s", "error", "skipped", "warnings"}],
-     "summary": {"copied", "unchanged", "failed", "planned", "bytes_copied"}}
+                  "bytes_copied", "duration_s", "error", "skipped", "warnings", "rule"?}],
+     "summary": {"copied", "unchanged", "failed", "planned", "interrupted", "bytes_copied"},
+     "warnings"?: [str]}
 
 Version 2 added ``skipped`` (requested platforms the source does not list,
-``allow_partial``; version 1 wrote them as an ``error`` note on a copied row)
-and ``warnings``. Version 1 reports are still read. Keys may be added in later
+``allow_partial``; version 1 wrote them as an ``error`` note on a copied row),
+``warnings`` per result and per run (tag rules that chose nothing), ``rule``
+(present only on tags a tag rule chose), and the status ``interrupted``.
+Version 1 reports are still read. Keys may be added in later
 versions of the same ``version``; none are removed.
 This module only builds and renders reports; writing the file is the CLI's job.
 """
@@ -17,6 +20,8 @@ This module only builds and renders reports; writing the file is the CLI's job.
 from __future__ import annotations
 
 import json
+import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,13 +34,26 @@ REPORT_VERSION = 2
 READ_VERSIONS = (1, 2)
 """The versions :meth:`Report.from_dict` reads."""
 
-Status = Literal["copied", "unchanged", "failed", "planned"]
+Status = Literal["copied", "unchanged", "failed", "planned", "interrupted"]
 """``copied``: pushed now; ``unchanged``: already there with the same digest;
-``failed``: see ``error``; ``planned``: a dry run would copy it."""
+``failed``: see ``error``; ``planned``: a dry run would copy it; ``interrupted``: the run was
+stopped (Ctrl-C, SIGTERM) before this tag was written, which a rerun finishes."""
+
+OPTIONAL_STATUSES = ("planned", "interrupted")
+"""Statuses shown in totals only when some result has them."""
 
 STATUSES: tuple[Status, ...] = get_args(Status)
 
 _SIZE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+_NO_SIZE = ("failed", "planned", "interrupted")
+_FULL_DIGEST = re.compile(r"\b(sha256:[0-9a-f]{12})[0-9a-f]{52}\b")
+TABLE_WIDTH = 120
+"""Failure messages in the table wrap at word boundaries to this many columns."""
+
+
+def short_digests(text: str) -> str:
+    """``sha256:`` + 64 hex shortened to 12 hex and an ellipsis, for people (JSON keeps them whole)."""
+    return _FULL_DIGEST.sub(r"\1…", text)
 
 
 @dataclass
@@ -55,6 +73,8 @@ class TagResult:
     """Requested platforms left out because the source does not list them (``allow_partial``)."""
     warnings: list[str] = field(default_factory=list)
     """What the copy left out or worked around, e.g. attestations the destination refused."""
+    rule: str | None = None
+    """The tag rule that chose this tag (``{"latest": 3}``), or None for a listed tag."""
 
     def __post_init__(self) -> None:
         # Literal is only checked statically; a typo here would corrupt every summary.
@@ -75,6 +95,7 @@ class TagResult:
             "error": self.error,
             "skipped": list(self.skipped),
             "warnings": list(self.warnings),
+            **({"rule": self.rule} if self.rule is not None else {}),
         }
 
 
@@ -91,6 +112,8 @@ class Report:
     results: list[TagResult] = field(default_factory=list)
     ratelimit: list[dict[str, Any]] = field(default_factory=list)
     """Registry pull quotas seen during the run (``host``, ``limit``, ``remaining``, ``window_s``)."""
+    warnings: list[str] = field(default_factory=list)
+    """Things worth a look that failed nothing (tag rules that chose no tag)."""
 
     def add(self, result: TagResult) -> None:
         """Append ``result``."""
@@ -109,9 +132,14 @@ class Report:
         counts["bytes_copied"] = sum(r.bytes_copied for r in self.results)
         return counts
 
+    @property
+    def interrupted(self) -> list[TagResult]:
+        """Results whose status is ``interrupted``, in report order."""
+        return [r for r in self.results if r.status == "interrupted"]
+
     def exit_code(self) -> int:
-        """0 when nothing failed, else 1."""
-        return EXIT_FAILED if self.failed else EXIT_OK
+        """0 when every tag is done (copied, unchanged or planned), else 1."""
+        return EXIT_FAILED if self.failed or self.interrupted else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
         """The report as its versioned JSON object."""
@@ -122,6 +150,7 @@ class Report:
             "results": [r.to_dict() for r in self.results],
             "summary": self.summary(),
             **({"ratelimit": list(self.ratelimit)} if self.ratelimit else {}),
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
         }
 
     def to_json(self) -> str:
@@ -163,7 +192,8 @@ class Report:
         limits: list[dict[str, Any]] = []
         if isinstance(raw_limits, list):
             limits = [dict(x) for x in raw_limits if isinstance(x, Mapping)]
-        return cls(started=started, finished=finished, results=results, ratelimit=limits)
+        warnings = [w for w in data.get("warnings") or () if isinstance(w, str)]
+        return cls(started=started, finished=finished, results=results, ratelimit=limits, warnings=warnings)
 
     @classmethod
     def from_json(cls, text: str) -> Report:
@@ -208,26 +238,39 @@ def merge_reports(reports: Sequence[Report], order: Sequence[tuple[str, str]] = 
         started=min(r.started for r in reports),
         finished=max(finished) if finished else None,
         results=results,
+        warnings=list(dict.fromkeys(w for report in reports for w in report.warnings)),
     )
 
 
-def render_table(report: Report) -> str:
+def render_table(report: Report, width: int = TABLE_WIDTH) -> str:
     """A plain-text summary for people: one row per result, a totals line, then failures.
 
     Columns: TARGET:TAG, STATUS, PLATFORMS (``linux/`` left out), SIZE (bytes
-    copied), TIME. No trailing newline.
+    copied), TIME. Each image's error is listed once for all its failed tags,
+    digests shortened, wrapped at word boundaries to ``width``. No trailing newline.
     """
-    header = ("TARGET:TAG", "STATUS", "PLATFORMS", "SIZE", "TIME")
+    header: tuple[str, ...] = ("TARGET:TAG", "STATUS", "PLATFORMS", "SIZE", "TIME")
+    # Tags chosen by rules say which rule chose them, in a last column that exists only then.
+    with_rules = any(r.rule for r in report.results)
+    if with_rules:
+        header += ("RULE",)
     rows = [header]
     for r in report.results:
-        size = "-" if r.status in ("failed", "planned") and not r.bytes_copied else human_size(r.bytes_copied)
+        size = "-" if r.status in _NO_SIZE and not r.bytes_copied else human_size(r.bytes_copied)
         platforms = ",".join(map(short_platform, r.platforms)) or "-"
-        rows.append((f"{r.target}:{r.tag}", r.status, platforms, size, human_duration(r.duration_s)))
+        row: tuple[str, ...] = (
+            f"{r.target}:{r.tag}",
+            r.status,
+            platforms,
+            size,
+            human_duration(r.duration_s),
+        )
+        rows.append((*row, r.rule or "-") if with_rules else row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     # Numbers read best right-aligned; the last column needs no padding after it.
     lines = [
         "  ".join(
-            cell.rjust(width) if i >= 3 else cell.ljust(width)
+            cell.rjust(width) if i in (3, 4) else cell.ljust(width)
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
         for row in rows
@@ -242,20 +285,41 @@ def render_table(report: Report) -> str:
     }
     if skipped:
         lines.extend(["", "Skipped platforms (not in the source; allow_partial):", *skipped])
-    warnings = {f"  {r.target}:{r.tag}: {w}": None for r in report.results for w in r.warnings}
+    warnings = {f"  {w}": None for w in report.warnings}
+    warnings.update({f"  {r.target}:{r.tag}: {w}": None for r in report.results for w in r.warnings})
     if warnings:
         lines.extend(["", "Warnings:", *warnings])
     if report.failed:
         lines.extend(["", "Failures:"])
-        for r in report.failed:
-            message = (r.error or "unknown error").replace("\n", "\n    ")
-            lines.append(f"  {r.target}:{r.tag} (from {r.source}): {message}")
+        lines.extend(_failure_lines(report.failed, width))
     return "\n".join(lines)
 
 
 def short_platform(name: str) -> str:
     """A platform as tables show it: ``linux/`` left out (``amd64``, ``arm64/v8``, ``windows/amd64``)."""
     return name.removeprefix("linux/")
+
+
+def _failure_lines(failed: Sequence[TagResult], width: int) -> list[str]:
+    # One entry per image and error: its tags share one line instead of repeating the message.
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for r in failed:
+        grouped.setdefault((r.target, r.source, r.error or "unknown error"), []).append(r.tag)
+    lines: list[str] = []
+    for (target, source, error), tags in grouped.items():
+        lines.append(f"  {target}:{','.join(tags)} (from {source}):")
+        for paragraph in short_digests(error).splitlines() or [""]:
+            lines.extend(
+                textwrap.wrap(
+                    paragraph,
+                    width=max(width, 40),
+                    initial_indent="    ",
+                    subsequent_indent="    ",
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+            )
+    return lines
 
 
 def human_size(n: int) -> str:
@@ -285,16 +349,20 @@ def human_duration(seconds: float) -> str:
 
 def _totals(report: Report) -> str:
     s = report.summary()
-    counts = ", ".join(f"{s[status]} {status}" for status in STATUSES if s[status] or status != "planned")
+    counts = ", ".join(
+        f"{s[status]} {status}" for status in STATUSES if s[status] or status not in OPTIONAL_STATUSES
+    )
     total = len(report.results)
     elapsed = (
         (report.finished - report.started).total_seconds()
         if report.finished is not None
         else sum(r.duration_s for r in report.results)
     )
+    # A dry run's "planned" rows carry the bytes a real run would move: they are not copied yet.
+    moved = "to copy; checked" if s["planned"] else "copied"
     return (
         f"{total} tag{'' if total == 1 else 's'}: {counts}; "
-        f"{human_size(s['bytes_copied'])} copied in {human_duration(elapsed)}"
+        f"{human_size(s['bytes_copied'])} {moved} in {human_duration(elapsed)}"
     )
 
 
@@ -329,7 +397,7 @@ def _read_result(raw: Any, where: str, problems: list[str]) -> TagResult | None:
         problems.append(
             f"{where}.status: expected one of {', '.join(STATUSES)}, got {json.dumps(raw.get('status'))}"
         )
-    for key in ("digest", "error"):
+    for key in ("digest", "error", "rule"):
         if not isinstance(raw.get(key), str | None):
             problems.append(f"{where}.{key}: expected a string or null")
     lists: dict[str, list[str]] = {}
@@ -359,4 +427,5 @@ def _read_result(raw: Any, where: str, problems: list[str]) -> TagResult | None:
         error=raw.get("error"),
         skipped=lists["skipped"],
         warnings=lists["warnings"],
+        rule=raw.get("rule"),
     )

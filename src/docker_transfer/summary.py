@@ -18,7 +18,7 @@ from typing import Any
 
 from docker_transfer.report import Report, TagResult, human_duration, human_size, short_platform
 
-STATUS_ICONS = {"failed": "❌", "copied": "✅", "planned": "📝", "unchanged": "⚪"}
+STATUS_ICONS = {"failed": "❌", "interrupted": "⏹️", "copied": "✅", "planned": "📝", "unchanged": "⚪"}
 """The icon shown before each status in the summary."""
 
 MAX_ERROR_CHARS = 1000
@@ -127,7 +127,7 @@ class ImageResults:
 def image_status(results: Sequence[TagResult]) -> str:
     """The status of an image from its tags' statuses (see :attr:`ImageResults.status`)."""
     statuses = {r.status for r in results}
-    for status in ("failed", "copied", "planned"):
+    for status in ("failed", "interrupted", "copied", "planned"):
         if status in statuses:
             return status
     return "unchanged"
@@ -291,8 +291,13 @@ def render_summary(
         lines += _failures_table(failed, missing)
         lines.append("")
     warned = [image for image in images if image.warnings]
-    if warned:
-        lines += ["### Warnings", "", "| Image | Warning |", "| --- | --- |"]
+    if warned or report.warnings:
+        lines += ["### Warnings", ""]
+        # Run-level warnings (tag rules that chose nothing) name their source themselves.
+        lines += [f"- ⚠️ {_cell(_cut(w))}" for w in report.warnings]
+        if warned:
+            lines += [""] if report.warnings else []
+            lines += ["| Image | Warning |", "| --- | --- |"]
         for image in warned:
             lines += [f"| {_code(image.target)} | {_cell(_cut(w))} |" for w in image.warnings]
         lines.append("")
@@ -327,8 +332,8 @@ def _totals(report: Report, images: list[ImageResults]) -> str:
     counts = report.summary()
     parts = [
         f"{counts[s]} {s}"
-        for s in ("copied", "unchanged", "failed", "planned")
-        if counts[s] or s != "planned"
+        for s in ("copied", "unchanged", "failed", "planned", "interrupted")
+        if counts[s] or s not in ("planned", "interrupted")
     ]
     total, count = len(report.results), len(images)
     if report.finished is not None:
@@ -366,11 +371,14 @@ def _image_table(image: ImageResults) -> list[str]:
     ]
     for r in image.results:
         platforms = ", ".join(map(short_platform, r.platforms)) or "-"
-        size = "-" if r.status in ("failed", "planned") and not r.bytes_copied else human_size(r.bytes_copied)
-        status = f"{STATUS_ICONS.get(r.status, '')} {r.status}"
-        rows.append(
-            f"| {_code(r.tag)} | {_cell(platforms)} | {status} | {size} | {human_duration(r.duration_s)} |"
+        size = (
+            "-"
+            if r.status in ("failed", "planned", "interrupted") and not r.bytes_copied
+            else human_size(r.bytes_copied)
         )
+        status = f"{STATUS_ICONS.get(r.status, '')} {r.status}"
+        tag = _code(r.tag) + (f" ← {_cell(r.rule)}" if r.rule else "")
+        rows.append(f"| {tag} | {_cell(platforms)} | {status} | {size} | {human_duration(r.duration_s)} |")
     # Version 1 reports carried notes (allow_partial) in the error of a copied row.
     notes = dict.fromkeys(r.error for r in image.results if r.error and r.status != "failed")
     extra = [f"Note: {_cell(note)}" for note in notes if note]

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ from docker_transfer.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Do
 from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.credentials import Credential, CredentialStore
 from docker_transfer.registry.transport import TransportOptions
+from docker_transfer.report import TABLE_WIDTH, short_digests
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("docker_transfer")
@@ -110,6 +112,13 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+class _LevelPrefix(logging.Formatter):
+    """``warning: message`` (the level in lower case, no time or logger name)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {super().format(record)}"
+
+
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at emit time (it may be swapped, e.g. by tests)."""
 
@@ -122,7 +131,11 @@ def setup_logging(verbose: int) -> None:
     """Plain one-line logs on stderr; httpx request lines only at ``-vv``."""
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    if verbose <= 0:
+        # Only warnings show by default: a plain "warning: ..." line, like click's "error: ...".
+        handler.setFormatter(_LevelPrefix())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(SecretFilter(all_secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -162,7 +175,7 @@ def run_guarded(command: click.Command, args: list[str]) -> int:
         exc.show()
         return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
     except DockerTransferError as exc:
-        click.echo(f"error: {redact(str(exc), all_secrets())}", err=True)
+        click.echo(error_text(redact(str(exc), all_secrets())), err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -174,6 +187,27 @@ def run_guarded(command: click.Command, args: list[str]) -> int:
         click.echo(f"internal error: {message} (a bug; set DT_DEBUG=1 for the traceback)", err=True)
         return EXIT_FAILED
     return int(result) if isinstance(result, int) else 0
+
+
+def error_text(message: str, width: int = TABLE_WIDTH) -> str:
+    """``error: …`` with digests shortened, wrapped at word boundaries to ``width`` columns."""
+    lines: list[str] = []
+    for paragraph in short_digests(message).splitlines() or [""]:
+        # Later lines keep their own indent ("  - problem"); their continuations hang 4 further in.
+        indent = "" if not lines else paragraph[: len(paragraph) - len(paragraph.lstrip())]
+        first = "error: " if not lines else indent
+        lines.extend(
+            textwrap.wrap(
+                paragraph.strip(),
+                width=width,
+                initial_indent=first,
+                subsequent_indent=indent + "    ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            or [first]
+        )
+    return "\n".join(lines)
 
 
 def run_async(coro: Any) -> Any:

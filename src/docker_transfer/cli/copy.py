@@ -52,7 +52,7 @@ def _destination(source: Reference, text: str, extra_tags: tuple[str, ...]) -> t
     "arches",
     multiple=True,
     metavar="A",
-    help="Platform to copy (amd64, arm64, arm/v7, os/arch[/variant]); repeatable.",
+    help="Platform to copy (amd64, arm64, arm/v7, os/arch[/variant]); repeatable, or comma-separated.",
 )
 @click.option(
     "--all", "all_platforms", is_flag=True, help="Copy every platform (the default when no --arch is given)."
@@ -92,7 +92,9 @@ def copy_command(
     if all_platforms and arches:
         raise click.UsageError("--all and --arch are mutually exclusive")
     src = parse_reference(source)
-    platforms: list[Platform] | None = [parse_platform(a) for a in arches] or None
+    # "--arch amd64,arm64" as well as "--arch amd64 --arch arm64", as crane accepts for --platform.
+    names = [name.strip() for arch in arches for name in arch.split(",") if name.strip()]
+    platforms: list[Platform] | None = [parse_platform(name) for name in names] or None
     dest, tags = _destination(src, destination, extra_tags)
     transport = build_transport(insecure, ca_cert, read_timeout)
     result = run_async(

@@ -20,7 +20,7 @@ from docker_transfer.reference import Reference, parse_reference
 from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.manifests import get_manifest
 from docker_transfer.registry.transport import TransportOptions
-from docker_transfer.report import human_size
+from docker_transfer.report import human_size, short_digests
 
 
 def _image_size(image: Manifest) -> int:
@@ -96,10 +96,11 @@ def inspect_command(
     assert isinstance(platforms, list)
     click.echo(f"Platforms:  {len(platforms)}")
     for entry in platforms:
-        click.echo(f"  {entry['platform'] or '-':<20} {entry['digest']}  {human_size(int(entry['size'])):>9}")
+        digest = short_digests(str(entry["digest"]))
+        click.echo(f"  {entry['platform'] or '-':<20} {digest}  {human_size(int(entry['size'])):>9}")
     attestations = doc.get("attestations") or []
     assert isinstance(attestations, list)
     if attestations:
         click.echo(f"Attestations: {len(attestations)}")
         for entry in attestations:
-            click.echo(f"  for {entry['for']}  {entry['digest']}")
+            click.echo(short_digests(f"  for {entry['for']}  {entry['digest']}"))

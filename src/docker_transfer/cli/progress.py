@@ -27,7 +27,7 @@ from docker_transfer.cli.bars import byte_bars
 from docker_transfer.cli.ticker import ProgressTicker, interval_from
 from docker_transfer.engine.sync import SyncEvents
 from docker_transfer.plan import Job
-from docker_transfer.report import TagResult, human_duration, human_size
+from docker_transfer.report import TagResult, human_duration, human_size, short_digests
 from docker_transfer.summary import ENDGROUP, group_command, image_status, inert
 
 if TYPE_CHECKING:
@@ -37,7 +37,13 @@ if TYPE_CHECKING:
 Display = Literal["quiet", "github", "rich", "plain"]
 Redactor = Callable[[str], str]
 
-STATUS_STYLES = {"copied": "green", "unchanged": "dim", "failed": "bold red", "planned": "cyan"}
+STATUS_STYLES = {
+    "copied": "green",
+    "unchanged": "dim",
+    "failed": "bold red",
+    "planned": "cyan",
+    "interrupted": "yellow",
+}
 
 
 def choose_display(environ: Mapping[str, str], *, stderr_tty: bool, quiet: bool) -> Display:
@@ -69,14 +75,19 @@ def image_line(job: Job, results: Sequence[TagResult], position: str = "", *, er
     line = f"{prefix}{status:<9} {job.entry.source} -> {job.destination.name}:{tags}"
     if status in ("copied", "planned"):
         line += f" ({human_size(moved)}{' to copy' if status == 'planned' else ''})"
-    messages = list(dict.fromkeys(r.error for r in results if r.error))
-    skipped = list(dict.fromkeys(p for r in results for p in r.skipped))
-    if skipped:
-        messages.append(f"skipped {', '.join(skipped)} (not in the source)")
-    messages += dict.fromkeys(f"warning: {w}" for r in results for w in r.warnings)
-    if errors and messages:
-        line += f": {'; '.join(messages)}"
-    return line
+    errors_seen = list(dict.fromkeys(r.error for r in results if r.error))
+    notes = list(dict.fromkeys(p for r in results for p in r.skipped))
+    if notes:
+        notes = [f"skipped {', '.join(notes)} (not in the source)"]
+    notes += dict.fromkeys(f"warning: {w}" for r in results for w in r.warnings)
+    # A failure's error is printed once, in the final table; the live line points there.
+    below = bool(errors_seen) and not errors and status in ("failed", "interrupted")
+    shown = notes if below else errors_seen + notes
+    if shown:
+        line += f": {'; '.join(shown)}"
+    if below:
+        line += " (error below)"
+    return short_digests(line)
 
 
 def tag_line(result: TagResult) -> str:
@@ -90,9 +101,8 @@ def tag_line(result: TagResult) -> str:
         human_duration(result.duration_s),
     ]
     line = "  " + "  ".join(parts)
-    for note in [result.error or "", *(f"warning: {w}" for w in result.warnings)]:
-        if note:
-            line += f"\n    {note}"
+    for warning in result.warnings:
+        line += f"\n    warning: {warning}"
     return line
 
 
@@ -117,6 +127,10 @@ class _Ticking(SyncEvents):
         """Count the image's bytes for its progress lines."""
         self.ticker.moved(id(job), n)
 
+    def jobs_planned(self, jobs: Sequence[Job]) -> None:
+        """Count the jobs tag rules made in ``[finished/total]``."""
+        self.total = len(jobs)
+
 
 class PlainEvents(_Ticking):
     """One line on stderr when an image starts and one when it ends: readable in any log.
@@ -139,10 +153,11 @@ class PlainEvents(_Ticking):
         self.ticker.started(id(job), f"{job.entry.source} -> {job.destination.name}")
 
     def job_finished(self, job: Job, results: Sequence[TagResult]) -> None:
-        """The image's status line, numbered ``[finished/total]``."""
+        """The image's status line, numbered ``[finished/total]``; its error is in the final table."""
         self.ticker.finished(id(job))
         self.finished += 1
-        click.echo(self._redact(image_line(job, results, f"{self.finished}/{self.total}")), err=True)
+        line = image_line(job, results, f"{self.finished}/{self.total}", errors=False)
+        click.echo(self._redact(line), err=True)
 
 
 class GitHubEvents(_Ticking):
@@ -182,7 +197,8 @@ class GitHubEvents(_Ticking):
             self._before()
         self.finished += 1
         title = image_line(job, results, f"{self.finished}/{self.total}", errors=False)
-        body = "\n".join(tag_line(r) for r in results)
+        errors = dict.fromkeys(r.error for r in results if r.error)
+        body = "\n".join([*(tag_line(r) for r in results), *(f"    {e}" for e in errors)])
         lines = [group_command(self._redact(title)), inert(self._redact(body)), ENDGROUP]
         click.echo("\n".join(lines), err=True)
 
@@ -206,6 +222,11 @@ class RichEvents(SyncEvents):
 
     def _overall_label(self) -> str:
         return f"all images {self.finished}/{self.total}"
+
+    def jobs_planned(self, jobs: Sequence[Job]) -> None:
+        """Count the jobs tag rules made in the overall bar's label."""
+        self.total = len(jobs)
+        self._progress.update(self._overall, description=self._overall_label())
 
     def job_started(self, job: Job) -> None:
         """Add the image's bar (its size is unknown until :meth:`job_sized`)."""
@@ -234,7 +255,7 @@ class RichEvents(SyncEvents):
             self._progress.remove_task(task)
         self.finished += 1
         self._progress.update(self._overall, description=self._overall_label())
-        line = self._redact(image_line(job, results, f"{self.finished}/{self.total}"))
+        line = self._redact(image_line(job, results, f"{self.finished}/{self.total}", errors=False))
         status = image_status(results) if results else "failed"
         from rich.text import Text  # noqa: PLC0415 - rich only when bars are drawn
 

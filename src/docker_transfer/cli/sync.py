@@ -79,9 +79,20 @@ def target_credential() -> Credential | None:
     return None
 
 
-def load_filtered(path: str, only: Sequence[str]) -> Config:
+FLATTEN_HELP = (
+    "Entries without a target take the source's whole path, '/' replaced by SEP "
+    "(bitnami/redis -> bitnami_redis), instead of its last part."
+)
+
+
+def flatten_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--flatten SEP`` for the commands that read images.json."""
+    return click.option("--flatten", metavar="SEP", default=None, help=FLATTEN_HELP)(function)
+
+
+def load_filtered(path: str, only: Sequence[str], flatten: str | None = None) -> Config:
     """Load and validate images.json, then apply ``--only``."""
-    config = load_config(path)
+    config = load_config(path, flatten=flatten)
     filtered = config.filter(list(only))
     if only and not filtered.entries:
         raise UsageError(f"--only {' '.join(only)} matched no entry of {path}")
@@ -254,6 +265,7 @@ def _events(
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress or per-image lines; the final table only.")
 @attestations_option
+@flatten_option
 @transport_options
 def sync_command(
     config_path: str,
@@ -270,6 +282,7 @@ def sync_command(
     min_ratelimit: int | None,
     quiet: bool,
     attestations: AttestationMode,
+    flatten: str | None,
     insecure: tuple[str, ...],
     ca_cert: str | None,
     read_timeout: float,
@@ -301,7 +314,7 @@ def sync_command(
     read_secrets = secrets_to_mask(environ)
     masker(read_secrets)  # before anything else is printed
     shard = parse_shard(shard_text) if shard_text is not None else None
-    config = load_filtered(config_path, only)
+    config = load_filtered(config_path, only, flatten)
     target = resolve_target(target_registry, target_namespace)
     options = SyncOptions(
         concurrency=concurrency,
@@ -390,16 +403,21 @@ def _github_outputs(
 
 
 @click.command("validate", short_help="Check images.json without contacting any registry.")
+@click.argument("file", required=False, metavar="[FILE]")
 @click.option(
     "--config",
     "config_path",
-    default="images.json",
-    show_default=True,
+    default=None,
     metavar="PATH",
-    help="The images.json to check.",
+    help="The images.json to check (or give it as FILE).  [default: images.json]",
 )
-def validate_command(config_path: str) -> None:
+@flatten_option
+def validate_command(file: str | None, config_path: str | None, flatten: str | None) -> None:
     """Check images.json without contacting any registry (exit 2 listing every problem)."""
-    config = load_config(config_path)
+    if file and config_path and file != config_path:
+        raise click.UsageError(f"two files given: FILE {file!r} and --config {config_path!r}; give one")
+    config = load_config(file or config_path or "images.json", flatten=flatten)
     tags = sum(len(e.destination_tags()) for e in config.entries)
-    click.echo(f"{config.path}: OK, {len(config.entries)} image(s), {tags} destination tag(s)")
+    rules = sum(len(e.rules) for e in config.entries)
+    ruled = f", {rules} tag rule(s) chosen from the sources' tags at run time" if rules else ""
+    click.echo(f"{config.path}: OK, {len(config.entries)} image(s), {tags} destination tag(s){ruled}")

@@ -21,6 +21,7 @@ from docker_transfer.config import AttestationMode
 from docker_transfer.engine.blobs import BlobTracker
 from docker_transfer.engine.check import destination_state, source_digest
 from docker_transfer.engine.copy import Copier, CopyResult, ResolvedImage
+from docker_transfer.engine.expand import expand_rule_jobs
 from docker_transfer.errors import DockerTransferError, ImageTimeoutError, RateLimitedError
 from docker_transfer.manifest import Manifest, platforms_of
 from docker_transfer.plan import Job, is_unchanged, skipped_platforms
@@ -53,6 +54,9 @@ class SyncOptions:
 class SyncEvents:
     """Hooks for progress output; the default does nothing."""
 
+    def jobs_planned(self, jobs: Sequence[Job]) -> None:
+        """The final job list, once tag rules are expanded (their count may differ from the config's)."""
+
     def job_started(self, job: Job) -> None:
         """A job begins."""
 
@@ -81,11 +85,19 @@ class Syncer:
         self._check_gate = asyncio.Semaphore(self.options.concurrency * CHECK_FACTOR)
         self._copy_gate = asyncio.Semaphore(self.options.concurrency)
         self._resolved: dict[tuple[str, tuple[str, ...], bool], asyncio.Future[ResolvedImage]] = {}
+        self._started: dict[int, float] = {}  # id(job) -> when its check began, for cut-short durations
 
     async def run(self, jobs: Sequence[Job], report: Report) -> Report:
         """Run every job (bounded concurrency, optional overall timeout), filling ``report``."""
+        if any(job.has_rules for job in jobs):
+            expanded = await expand_rule_jobs(self.client, jobs)
+            jobs = expanded.jobs
+            report.warnings.extend(expanded.warnings)
+            for failure in expanded.failures:
+                report.add(failure)
+            self.events.jobs_planned(jobs)
         tasks = {asyncio.ensure_future(self._job(job)): job for job in jobs}
-        why = "interrupted before this image finished"
+        why: str | None = None  # None: the run was interrupted (Ctrl-C, SIGTERM)
         try:
             if tasks:
                 await asyncio.wait(tasks, timeout=self.options.run_timeout)
@@ -108,12 +120,19 @@ class Syncer:
         ]
         await _cancel(leftovers)
 
-    def _collect(self, tasks: Mapping[asyncio.Task[list[TagResult]], Job], report: Report, why: str) -> None:
+    def _collect(
+        self, tasks: Mapping[asyncio.Task[list[TagResult]], Job], report: Report, why: str | None
+    ) -> None:
+        now = time.monotonic()
         for task, job in tasks.items():
             if task.done() and not task.cancelled() and task.exception() is None:
                 results = task.result()
             else:
-                results = _failed(job, why, 0.0)
+                took = now - self._started.get(id(job), now)
+                if why is None:
+                    results = _failed(job, "interrupted before this image finished", took, "interrupted")
+                else:
+                    results = _failed(job, why, took)
                 self.events.job_finished(job, results)
             for result in results:
                 report.add(result)
@@ -121,7 +140,7 @@ class Syncer:
     async def _job(self, job: Job) -> list[TagResult]:
         async with self._check_gate:
             self.events.job_started(job)
-            started = time.monotonic()
+            started = self._started[id(job)] = time.monotonic()
             results = await self._guarded(job, started, self._check(job, started))
         if isinstance(results, _Pending):
             async with self._copy_gate:
@@ -318,6 +337,7 @@ def _result(
         platforms=list(platforms),
         bytes_copied=nbytes,
         duration_s=took,
+        rule=job.entry.rule,
     )
 
 
@@ -326,12 +346,10 @@ def _names(platforms: Iterable[Platform]) -> list[str]:
     return [str(p) for p in sorted({p.normalized for p in platforms})]
 
 
-def _failed(job: Job, error: str, took: float) -> list[TagResult]:
+def _failed(job: Job, error: str, took: float, status: Status = "failed") -> list[TagResult]:
     arch = dict(job.arch_tags)
     results = [
-        _result(
-            job, tag, "failed", None, _names([arch[tag]] if tag in arch else job.platforms or ()), 0, took
-        )
+        _result(job, tag, status, None, _names([arch[tag]] if tag in arch else job.platforms or ()), 0, took)
         for tag in job.all_tags
     ]
     for result in results:

@@ -150,12 +150,33 @@ def _describe(body: bytes) -> tuple[str | None, str]:
     return None, ""
 
 
-async def error_from_response(response: httpx.Response, what: str) -> RegistryError:
-    """Read (bounded) and classify an unexpected registry answer."""
+async def error_from_response(
+    response: httpx.Response, what: str, *, subject: str | None = None
+) -> RegistryError:
+    """Read (bounded) and classify an unexpected registry answer.
+
+    ``subject`` names what was asked for (``nginx:latest``) so a 404 reads
+    "nginx:latest: not found at HOST"; a 404 that is no registry error at all
+    says the server does not speak the registry API.
+    """
     body = await read_bounded(response, MAX_ERROR_BODY)
     code, detail = _describe(body)
     status = response.status_code
     host = response.request.url.netloc.decode()
+    if status == 404 and code is None and not _speaks_registry_api(response):
+        return NotFoundError(
+            f"{subject or what}: {host} does not speak the registry API (HTTP 404 for "
+            f"{response.request.url.path}, no registry error); check the registry address",
+            status=status,
+            host=host,
+        )
+    if status == 404 and subject:
+        return NotFoundError(
+            f"{subject}: not found at {host}" + (f" ({code})" if code else ""),
+            status=status,
+            code=code,
+            host=host,
+        )
     label = f"{code}: {detail}" if code else (detail or response.reason_phrase)
     message = f"{what}: {host} answered {status} ({label})"
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -187,12 +208,37 @@ async def error_from_response(response: httpx.Response, what: str) -> RegistryEr
     return build(RegistryError, message, status in _RETRYABLE_STATUS or status >= 500)
 
 
+def _connect_reason(kind: str, detail: str) -> str:
+    """Why no connection was made, in words: refused, timed out, name not resolved."""
+    lowered = detail.lower()
+    if kind == "ConnectTimeout" or "timed out" in lowered:
+        return "connect timed out"
+    # asyncio words a refusal "[Errno 111] Connect call failed"; anyio "Connection refused".
+    if "refused" in lowered or "errno 111" in lowered or "connect call failed" in lowered:
+        return "connection refused"
+    if (
+        "name or service not known" in lowered
+        or "nodename nor servname" in lowered
+        or "resolution" in lowered
+    ):
+        return "host name not resolved"
+    if "unreachable" in lowered:
+        return "network unreachable"
+    return detail if detail and "://" not in detail else "connection failed"
+
+
+def _speaks_registry_api(response: httpx.Response) -> bool:
+    """Registries say so in a header (Distribution, Docker Hub, ghcr.io, ACR all send it)."""
+    return "docker-distribution-api-version" in response.headers
+
+
 def transport_error(exc: httpx.HTTPError, host: str) -> TransportError:
     """Wrap an httpx network error; the message names the failure, not the URL's secrets."""
     kind = type(exc).__name__
+    detail = str(exc).split("\n", 1)[0][:160]
+    if kind in ("ConnectError", "ConnectTimeout"):
+        return TransportError(host, _connect_reason(kind, detail), connecting=True)
     reason = {
-        "ConnectError": "cannot connect",
-        "ConnectTimeout": "connect timed out",
         "ReadTimeout": "read timed out",
         "WriteTimeout": "write timed out",
         "PoolTimeout": "connection pool timed out",
@@ -200,7 +246,6 @@ def transport_error(exc: httpx.HTTPError, host: str) -> TransportError:
         "ReadError": "connection reset while reading",
         "WriteError": "connection reset while writing",
     }.get(kind, kind)
-    detail = str(exc).split("\n", 1)[0][:160]
     if detail and "://" not in detail:
         reason = f"{reason} ({detail})"
     return TransportError(host, reason)

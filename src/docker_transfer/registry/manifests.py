@@ -61,19 +61,19 @@ async def get_manifest(client: RegistryClient, ref: Reference, *, digest: str | 
     identifier = digest or ref.identifier
     url = await client.url(ref.api_host, _path(ref, identifier))
     response = await client.send("GET", url, headers={"Accept": ACCEPT_HEADER}, stream=True)
+    shown = f"{ref.name}{'@' if is_digest(identifier) else ':'}{identifier}"
     if response.status_code != 200:
-        raise await error_from_response(response, f"GET manifest {ref.name}@{identifier}")
+        raise await error_from_response(response, f"GET manifest {shown}", subject=shown)
     declared = parse_count(response.headers.get("Content-Length"), max_digits=40)
     if declared is not None and declared > MAX_MANIFEST_BYTES:
         await response.aclose()
         raise ManifestError(
-            f"{ref.name}@{identifier}: manifest of {declared} bytes exceeds the "
-            f"{MAX_MANIFEST_BYTES}-byte limit"
+            f"{shown}: manifest of {declared} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit"
         )
     data = await read_bounded(response, MAX_MANIFEST_BYTES + 1, strict=True)
     client.stats.bytes_read += len(data)
     if len(data) > MAX_MANIFEST_BYTES:
-        raise ManifestError(f"{ref.name}@{identifier}: manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit")
+        raise ManifestError(f"{shown}: manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit")
     expected = identifier if is_digest(identifier) else None
     if expected is None:
         header_digest = response.headers.get("Docker-Content-Digest")

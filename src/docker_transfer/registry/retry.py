@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import stamina
 import stamina.instrumentation
 
-from docker_transfer.errors import DockerTransferError, RegistryError
+from docker_transfer.errors import DockerTransferError, RegistryError, TransportError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ class RetryPolicy:
     wait_max: float = 30.0
     wait_jitter: float = 1.0
     timeout: float | None = None
+    _unreachable: set[str] = field(default_factory=set, compare=False, repr=False)
+    """Hosts already reported as unreachable: said once at the default verbosity, then at -v."""
 
     def backoff_hook(self, exc: Exception) -> bool | float:
         """stamina hook: False to give up, True for normal backoff, a float to wait exactly that."""
@@ -43,7 +45,12 @@ class RetryPolicy:
         if isinstance(exc, RegistryError) and exc.retry_after is not None:
             log.info("retrying in %.1fs as the registry asked: %s", exc.retry_after, exc)
             return max(exc.retry_after, 0.01)
-        log.info("retrying: %s", exc)
+        if isinstance(exc, TransportError) and exc.connecting and exc.host not in self._unreachable:
+            # A refused or timed-out connect is said at once, not after the silent backoff ends.
+            self._unreachable.add(exc.host)
+            log.warning("%s; retrying (up to %d more attempts)", exc, self.attempts - 1)
+        else:
+            log.info("retrying: %s", exc)
         return True
 
     @classmethod
