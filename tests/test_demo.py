@@ -35,6 +35,6 @@ def test_demo_shows_one_failing_entry_and_the_incremental_rerun() -> None:
     assert done.returncode == 0, out
     assert "## ❌ docker-transfer sync: 1 of 4 images failed" in out
     assert "platform(s) linux/arm64 not in the source image (it has: linux/amd64)" in out
-    assert "| `v0.11.0` | amd64, arm64 | ❌ failed |" in out
+    assert "| `v0.11.0` | amd64, arm64/v8 | ❌ failed |" in out
     assert "0 GETs (besides the failing vllm-openai); target saw 0 uploads" in out
     assert "=== demo finished ===" in out
