@@ -9,7 +9,7 @@ import pytest
 
 import docker_transfer
 
-PURE = ["reference", "platform", "manifest", "config", "plan", "report", "summary", "shard"]
+PURE = ["reference", "platform", "manifest", "config", "plan", "report", "summary", "shard", "naming"]
 FORBIDDEN = {
     "httpx",
     "asyncio",

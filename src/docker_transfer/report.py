@@ -5,7 +5,8 @@ The JSON shape is a contract other tools read (``version`` 1)::
     {"version": 1, "started": ISO8601, "finished": ISO8601 | null,
      "results": [{"source", "target", "tag", "status", "digest", "platforms",
                   "bytes_copied", "duration_s", "error"}],
-     "summary": {"copied", "unchanged", "failed", "planned", "bytes_copied"}}
+     "summary": {"copied", "unchanged", "failed", "planned", "bytes_copied"},
+     "config_errors": [{"file", "line", "message"}]}   (only when the run never started)
 
 Keys may be added in later versions of the same ``version``; none are removed.
 This module only builds and renders reports; writing the file is the CLI's job.
@@ -14,12 +15,13 @@ This module only builds and renders reports; writing the file is the CLI's job.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from docker_transfer.errors import EXIT_FAILED, EXIT_OK, UsageError
+from docker_transfer.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError, UsageError
 
 REPORT_VERSION = 1
 """The ``version`` written to, and the only one read from, report JSON."""
@@ -31,6 +33,8 @@ Status = Literal["copied", "unchanged", "failed", "planned"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 
 _SIZE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+# Where config.py puts the line in a problem: "… (line 7)", "… (lines 7 and 3)", "line 7, column 2: …".
+_PROBLEM_LINE = re.compile(r"\(lines? (\d+)(?: and \d+)?\)$|^line (\d+), column \d+:")
 
 
 @dataclass
@@ -67,6 +71,43 @@ class TagResult:
         }
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """Why a run could not start: one problem of images.json (``file`` and ``line`` when known)."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report's JSON object for this problem."""
+        return {"file": self.file, "line": self.line, "message": self.message}
+
+    @classmethod
+    def from_mapping(cls, raw: Any) -> ConfigProblem | None:
+        """Read :meth:`to_dict` output; None for anything without a string ``message``."""
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("message"), str):
+            return None
+        file, line = raw.get("file"), raw.get("line")
+        return cls(
+            message=raw["message"],
+            file=file if isinstance(file, str) else None,
+            line=line if isinstance(line, int) and not isinstance(line, bool) and line > 0 else None,
+        )
+
+
+def config_problems(error: UsageError) -> list[ConfigProblem]:
+    """The problems of a run refused before it started, each with its file and line when known."""
+    if not isinstance(error, ConfigError):
+        return [ConfigProblem(str(error))]
+    problems: list[ConfigProblem] = []
+    for text in error.problems:
+        match = _PROBLEM_LINE.search(text)
+        line = int(match.group(1) or match.group(2)) if match else None
+        problems.append(ConfigProblem(text, error.path, line))
+    return problems
+
+
 @dataclass
 class Report:
     """A sync run: when it started and finished and one :class:`TagResult` per destination tag.
@@ -80,6 +121,8 @@ class Report:
     results: list[TagResult] = field(default_factory=list)
     ratelimit: list[dict[str, Any]] = field(default_factory=list)
     """Registry pull quotas seen during the run (``host``, ``limit``, ``remaining``, ``window_s``)."""
+    config_errors: list[ConfigProblem] = field(default_factory=list)
+    """Why the run did not start (invalid images.json or settings); then there are no results."""
 
     def add(self, result: TagResult) -> None:
         """Append ``result``."""
@@ -99,7 +142,9 @@ class Report:
         return counts
 
     def exit_code(self) -> int:
-        """0 when nothing failed, else 1."""
+        """0 when nothing failed, 1 when something failed, 2 when the configuration was invalid."""
+        if self.config_errors:
+            return EXIT_USAGE
         return EXIT_FAILED if self.failed else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +156,7 @@ class Report:
             "results": [r.to_dict() for r in self.results],
             "summary": self.summary(),
             **({"ratelimit": list(self.ratelimit)} if self.ratelimit else {}),
+            **({"config_errors": [p.to_dict() for p in self.config_errors]} if self.config_errors else {}),
         }
 
     def to_json(self) -> str:
@@ -152,7 +198,12 @@ class Report:
         limits: list[dict[str, Any]] = []
         if isinstance(raw_limits, list):
             limits = [dict(x) for x in raw_limits if isinstance(x, Mapping)]
-        return cls(started=started, finished=finished, results=results, ratelimit=limits)
+        raw_problems = data.get("config_errors")
+        read = map(ConfigProblem.from_mapping, raw_problems if isinstance(raw_problems, list) else [])
+        config_errors = [problem for problem in read if problem is not None]
+        return cls(
+            started=started, finished=finished, results=results, ratelimit=limits, config_errors=config_errors
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Report:
@@ -180,6 +231,8 @@ def merge_reports(reports: Sequence[Report]) -> Report:
         started=min(r.started for r in reports),
         finished=max(finished) if finished else None,
         results=results,
+        # Every shard reads the same images.json, so each reports the same problems: keep one of each.
+        config_errors=list(dict.fromkeys(p for r in reports for p in r.config_errors)),
     )
 
 
@@ -207,12 +260,21 @@ def render_table(report: Report) -> str:
     if not report.results:
         lines.append("(no results)")
     lines.append(_totals(report))
+    if report.config_errors:
+        lines.extend(["", "Not started: the configuration is invalid:"])
+        lines.extend(f"  {_where(p)}{p.message}" for p in report.config_errors)
     if report.failed:
         lines.extend(["", "Failures:"])
         for r in report.failed:
             message = (r.error or "unknown error").replace("\n", "\n    ")
             lines.append(f"  {r.target}:{r.tag} (from {r.source}): {message}")
     return "\n".join(lines)
+
+
+def _where(problem: ConfigProblem) -> str:
+    if problem.file is None:
+        return ""
+    return f"{problem.file}:{problem.line}: " if problem.line else f"{problem.file}: "
 
 
 def human_size(n: int) -> str:
