@@ -48,7 +48,12 @@ from docker_transfer.errors import EXIT_INTERRUPTED, DockerTransferError, UsageE
 from docker_transfer.naming import check_nested_targets
 from docker_transfer.plan import Job, plan_jobs
 from docker_transfer.reference import Reference
-from docker_transfer.registry.credentials import Credential, DockerConfig, config_path
+from docker_transfer.registry.credentials import (
+    Credential,
+    DockerConfig,
+    config_path,
+    containers_auth_path,
+)
 from docker_transfer.report import Report, config_problems, render_table
 from docker_transfer.shard import Shard, parse_shard
 from docker_transfer.summary import (
@@ -112,16 +117,19 @@ def on_github_actions(environ: Mapping[str, str]) -> bool:
 
 
 def secrets_to_mask(environ: Mapping[str, str]) -> list[str]:
-    """Every secret sync may read up front: the password variables and Docker config ``auths``.
+    """Every secret sync may read up front: the password variables, Docker's and podman's ``auths``.
 
     Credential helpers are asked lazily, so what they return is masked when first read.
     """
     found = [environ.get(name, "") for name in SECRET_VARIABLES]
-    try:
-        docker = DockerConfig.load(config_path(environ))
-    except DockerTransferError:
-        return [s for s in found if s]  # sync reports the broken file when it needs it
-    for entry in docker.auths.values():
+    configs: list[DockerConfig] = []
+    with contextlib.suppress(DockerTransferError):  # sync reports a broken file when it needs it
+        configs.append(DockerConfig.load(config_path(environ)))
+    containers = containers_auth_path(environ)
+    if containers is not None:
+        with contextlib.suppress(DockerTransferError):
+            configs.append(DockerConfig.load(containers, containers=True))
+    for entry in (entry for docker in configs for entry in docker.auths.values()):
         for key in ("password", "identitytoken", "registrytoken", "auth"):
             value = entry.get(key)
             if isinstance(value, str):
