@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from devtools import DockerConfigFactory
 from devtools.faultproxy import Fault, FaultProxy
 from devtools.images import push_image
 from devtools.registry import LocalRegistry, RegistryFactory
+from devtools.tokenserver import TokenServer
 from docker_transfer.cli import main
 
 PASSWORD = "dest-Pa55-w0rd-never-shown"
@@ -225,3 +226,28 @@ def test_containers_auth_file_is_read_after_docker_config(
     docker_config({dest.host: ("pusher", "docker-config-wrong")})
     code, _, err = copy(capsys, f"{source.host}/app:1", f"{dest.host}/mirror/app:2", *hosts)
     assert code == 1 and f"{dest.host} rejected the credentials" in err
+
+
+def test_login_without_push_rights_is_access_denied_not_a_wrong_password(
+    source: LocalRegistry,
+    registry_factory: RegistryFactory,
+    token_server_factory: Callable[..., TokenServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A token registry that gives this login pull only (as Docker Hub does for another's namespace)."""
+
+    def pull_only(username: str | None, rtype: str, name: str, actions: list[str]) -> list[str]:
+        return [a for a in actions if a == "pull"]
+
+    tokens = token_server_factory({"reader": PASSWORD}, policy=pull_only)
+    dest = registry_factory(token=tokens)
+    monkeypatch.setenv("TARGET_USERNAME", "reader")
+    monkeypatch.setenv("TARGET_PASSWORD", PASSWORD)
+    hosts = (source.host, dest.host)
+    code, out, err = copy(capsys, f"{source.host}/app:1", f"{dest.host}/mirror/app:1", *hosts)
+    assert code == 1
+    assert f"access to {dest.host}/mirror/app denied" in err and "may not push there" in err, err
+    assert "rejected the credentials" not in err
+    assert f"{dest.host} said: UNAUTHORIZED" in err
+    assert PASSWORD not in out + err

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import httpx
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,8 +42,12 @@ def test_403_at_the_destination_names_namespace_repository_and_login() -> None:
     assert "namespace" not in plain.message
 
 
-def test_401_insufficient_scope_with_a_login_is_access_denied_not_bad_password() -> None:
-    challenge = 'Bearer realm="https://auth.example/token",error="insufficient_scope"'
+@pytest.mark.parametrize(
+    "challenge",
+    ['Bearer realm="https://auth.example/token",error="insufficient_scope"', 'Bearer realm="https://a/t"'],
+)
+def test_bearer_401_with_a_login_is_access_denied_not_bad_password(challenge: str) -> None:
+    """A token was issued, so the password was right: the token lacks push rights (Docker Hub)."""
     error = classify(
         401,
         errors_body("UNAUTHORIZED", "authentication required"),
@@ -51,6 +56,8 @@ def test_401_insufficient_scope_with_a_login_is_access_denied_not_bad_password()
         headers={"WWW-Authenticate": challenge},
     )
     assert isinstance(error, AuthorizationError) and "may not push there" in error.message
+    basic = classify(401, b"", sent=True, destination=True, headers={"WWW-Authenticate": 'Basic realm="r"'})
+    assert isinstance(basic, AuthenticationError) and "rejected the credentials" in basic.message
 
 
 def test_401_says_whether_credentials_were_found() -> None:

@@ -153,7 +153,10 @@ async def error_from_response(
         return cls(text, status=status, code=code, host=host, retryable=retryable, retry_after=retry_after)
 
     said = f"{host} said: {label}"
-    if destination and (status == 403 or (status == 401 and sent and "insufficient_scope" in challenge)):
+    # Behind a token service a wrong password fails at the token request; a 401 that still comes
+    # with a credential found means the token lacks push rights (Docker Hub's UNAUTHORIZED on push).
+    scope_refused = status == 401 and bool(sent) and challenge.lstrip().startswith("bearer")
+    if destination and (status == 403 or scope_refused):
         return build(AuthorizationError, f"{what}: {_denied_cause(response, host, sent)} ({said})")
     if status == 401:
         return build(AuthenticationError, f"{what}: {credential_problem(host, sent, destination)} ({said})")
