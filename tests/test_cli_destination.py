@@ -297,3 +297,18 @@ def test_broken_config_without_github_writes_only_the_report(
     assert code == 2 and "::error" not in out + err
     (problem,) = json.loads(report_path.read_text())["config_errors"]
     assert problem["line"] == 1 and "invalid JSON" in problem["message"]
+
+
+def test_bad_report_path_on_github_is_annotated_and_summarised(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    config = str(write(tmp_path / "images.json", [entry("nginx")]))
+    args = ["sync", "--config", config, "--report", str(tmp_path), "--target-registry", "ghcr.io"]
+    code, _, err = run(capsys, *args, "--target-namespace", "me")
+    assert code == 2
+    assert "::error title=docker-transfer sync not started::--report " in err
+    assert "is a directory" in summary.read_text()
+    assert {p.name for p in tmp_path.iterdir()} == {"images.json", "summary.md"}  # nothing else written

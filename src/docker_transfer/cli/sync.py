@@ -269,9 +269,11 @@ def sync_command(
     masker = Masker(github)
     read_secrets = secrets_to_mask(environ)
     masker(read_secrets)  # before anything else is printed
-    check_report_path(report_path)
     allow_nested = allow_nested or env_flag(ALLOW_NESTED_VARIABLE)
+    writable: str | None = None  # the report path, once known to be writable
     try:
+        check_report_path(report_path)
+        writable = report_path
         shard = parse_shard(shard_text) if shard_text is not None else None
         config = load_filtered(config_path, only)
         target = resolve_target(target_registry, target_namespace, allow_nested=allow_nested)
@@ -288,7 +290,7 @@ def sync_command(
         )
     except UsageError as exc:
         # A CI step must leave a report, an annotation and a summary, not look like a crash.
-        _not_started(exc, report_path, environ if github else None, shard_text)
+        _not_started(exc, writable, environ if github else None, shard_text)
         raise
     jobs = plan_jobs(config, target)
     in_config = len(jobs)
