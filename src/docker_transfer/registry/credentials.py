@@ -224,7 +224,8 @@ async def run_helper(name: str, server: str, *, missing_ok: bool = False) -> Cre
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(BaseException):
+            # Reap it; a second cancellation meanwhile must not hide the exception already raised.
+            with contextlib.suppress(asyncio.CancelledError, ProcessLookupError):
                 await proc.wait()
     return _helper_answer(name, proc.returncode or 0, stdout, stderr)
 
