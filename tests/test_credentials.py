@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import stat
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -18,8 +20,11 @@ from docker_transfer.registry.credentials import (
     CredentialStore,
     DockerConfig,
     config_path,
+    containers_auth_path,
+    helper_timeout,
 )
 
+T = TypeVar("T")
 SECRET = "s3cret-Pa55-never-print"
 TOKEN = "identity-refresh-token-never-print"
 
@@ -74,6 +79,17 @@ def helper_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return bin_dir
 
 
+def run(awaitable: Awaitable[T]) -> T:
+    async def wait() -> T:
+        return await awaitable
+
+    return asyncio.run(wait())
+
+
+def lookup(config: DockerConfig, host: str) -> Credential | None:
+    return run(config.lookup(host))
+
+
 def helper_calls(bin_dir: Path) -> list[str]:
     log = bin_dir / "calls.log"
     return log.read_text().splitlines() if log.exists() else []
@@ -84,19 +100,19 @@ def helper_calls(bin_dir: Path) -> list[str]:
 
 def test_auth_field_is_base64_user_and_password(config_dir: Path) -> None:
     write_config(config_dir, {"auths": {"registry.example": {"auth": b64(f"alice:{SECRET}:with:colons")}}})
-    cred = DockerConfig.load().lookup("registry.example")
+    cred = lookup(DockerConfig.load(), "registry.example")
     assert cred == Credential("alice", f"{SECRET}:with:colons")
 
 
 def test_username_and_password_fields(config_dir: Path) -> None:
     write_config(config_dir, {"auths": {"registry.example": {"username": "bob", "password": SECRET}}})
-    assert DockerConfig.load().lookup("registry.example") == Credential("bob", SECRET)
+    assert lookup(DockerConfig.load(), "registry.example") == Credential("bob", SECRET)
 
 
 def test_identitytoken_wins_over_password(config_dir: Path) -> None:
     entry = {"auth": b64("bob:ignored"), "identitytoken": TOKEN}
     write_config(config_dir, {"auths": {"registry.example": entry}})
-    cred = DockerConfig.load().lookup("registry.example")
+    cred = lookup(DockerConfig.load(), "registry.example")
     assert cred is not None
     assert cred.identity_token == TOKEN
     assert cred.password == ""
@@ -106,21 +122,21 @@ def test_identitytoken_wins_over_password(config_dir: Path) -> None:
 def test_entry_without_credentials_gives_none(config_dir: Path) -> None:
     write_config(config_dir, {"auths": {"registry.example": {}, "other.example": {"email": "x@y"}}})
     config = DockerConfig.load()
-    assert config.lookup("registry.example") is None
-    assert config.lookup("other.example") is None
+    assert lookup(config, "registry.example") is None
+    assert lookup(config, "other.example") is None
 
 
 @pytest.mark.parametrize("host", ["registry-1.docker.io", "docker.io", "index.docker.io", "DOCKER.IO"])
 def test_docker_hub_key_matches_every_hub_alias(config_dir: Path, host: str) -> None:
     write_config(config_dir, {"auths": {DOCKER_HUB_KEY: {"auth": b64(f"hubuser:{SECRET}")}}})
-    assert DockerConfig.load().lookup(host) == Credential("hubuser", SECRET)
+    assert lookup(DockerConfig.load(), host) == Credential("hubuser", SECRET)
 
 
 def test_docker_hub_key_does_not_match_other_registries(config_dir: Path) -> None:
     write_config(config_dir, {"auths": {DOCKER_HUB_KEY: {"auth": b64(f"hubuser:{SECRET}")}}})
     config = DockerConfig.load()
-    assert config.lookup("quay.io") is None
-    assert config.lookup("registry.example") is None
+    assert lookup(config, "quay.io") is None
+    assert lookup(config, "registry.example") is None
 
 
 @pytest.mark.parametrize(
@@ -136,10 +152,10 @@ def test_docker_hub_key_does_not_match_other_registries(config_dir: Path) -> Non
 def test_url_style_keys_match_the_host(config_dir: Path, key: str) -> None:
     write_config(config_dir, {"auths": {key: {"auth": b64(f"alice:{SECRET}")}}})
     config = DockerConfig.load()
-    assert config.lookup("registry.example:5000") == Credential("alice", SECRET)
-    assert config.lookup("registry.example") is None
-    assert config.lookup("registry.example:5001") is None
-    assert config.lookup("other.example:5000") is None
+    assert lookup(config, "registry.example:5000") == Credential("alice", SECRET)
+    assert lookup(config, "registry.example") is None
+    assert lookup(config, "registry.example:5001") is None
+    assert lookup(config, "other.example:5000") is None
 
 
 @pytest.mark.parametrize(
@@ -154,7 +170,7 @@ def test_url_style_keys_match_the_host(config_dir: Path, key: str) -> None:
 def test_malformed_auth_field_is_an_error_without_the_value(config_dir: Path, auth: str) -> None:
     write_config(config_dir, {"auths": {"registry.example": {"auth": auth}}})
     with pytest.raises(CredentialError) as info:
-        DockerConfig.load().lookup("registry.example")
+        lookup(DockerConfig.load(), "registry.example")
     assert auth not in str(info.value)
     assert "registry.example" in str(info.value)
 
@@ -183,9 +199,9 @@ def test_wrongly_shaped_config_is_an_error(config_dir: Path, doc: Any) -> None:
 def test_missing_config_file_means_no_credentials(config_dir: Path) -> None:
     assert not (config_dir / "config.json").exists()
     config = DockerConfig.load()
-    assert config.lookup("registry.example") is None
-    assert config.lookup("docker.io") is None
-    assert CredentialStore()("registry.example") is None
+    assert lookup(config, "registry.example") is None
+    assert lookup(config, "docker.io") is None
+    assert run(CredentialStore()("registry.example")) is None
 
 
 def test_config_path_prefers_docker_config_then_home(tmp_path: Path) -> None:
@@ -202,7 +218,7 @@ def test_home_docker_dir_is_used_without_docker_config(
     docker_dir = Path(os.environ["HOME"]) / ".docker"
     docker_dir.mkdir()
     write_config(docker_dir, {"auths": {"registry.example": {"auth": b64(f"home:{SECRET}")}}})
-    assert DockerConfig.load().lookup("registry.example") == Credential("home", SECRET)
+    assert lookup(DockerConfig.load(), "registry.example") == Credential("home", SECRET)
 
 
 # --- credential helpers ----------------------------------------------------------------------------
@@ -216,13 +232,13 @@ def test_cred_helper_for_a_host(config_dir: Path, helper_bin: Path) -> None:
             "auths": {"registry.example": {"auth": b64("fromauths:pw")}},
         },
     )
-    assert DockerConfig.load().lookup("registry.example") == Credential("alice", SECRET)
+    assert lookup(DockerConfig.load(), "registry.example") == Credential("alice", SECRET)
     assert helper_calls(helper_bin) == ["registry.example"]
 
 
 def test_cred_helper_token_username_means_identity_token(config_dir: Path, helper_bin: Path) -> None:
     write_config(config_dir, {"credHelpers": {"docker.io": "fake"}})
-    cred = DockerConfig.load().lookup("registry-1.docker.io")
+    cred = lookup(DockerConfig.load(), "registry-1.docker.io")
     assert cred == Credential(identity_token=TOKEN)
     assert cred is not None and cred.password == ""
     assert helper_calls(helper_bin) == [DOCKER_HUB_KEY]
@@ -230,7 +246,7 @@ def test_cred_helper_token_username_means_identity_token(config_dir: Path, helpe
 
 def test_cred_helper_not_found_means_no_credentials(config_dir: Path, helper_bin: Path) -> None:
     write_config(config_dir, {"credHelpers": {"unknown.example": "fake"}})
-    assert DockerConfig.load().lookup("unknown.example") is None
+    assert lookup(DockerConfig.load(), "unknown.example") is None
     assert helper_calls(helper_bin) == ["unknown.example"]
 
 
@@ -239,7 +255,7 @@ def test_cred_helper_only_asked_for_its_own_host(config_dir: Path, helper_bin: P
         config_dir,
         {"credHelpers": {"registry.example": "fake"}, "auths": {"other.example": {"auth": b64("o:pw")}}},
     )
-    assert DockerConfig.load().lookup("other.example") == Credential("o", "pw")
+    assert lookup(DockerConfig.load(), "other.example") == Credential("o", "pw")
     assert helper_calls(helper_bin) == []
 
 
@@ -249,7 +265,7 @@ def test_cred_helper_failure_is_an_error_without_its_output(
 ) -> None:
     write_config(config_dir, {"credHelpers": {host: "fake"}})
     with pytest.raises(CredentialError) as info:
-        DockerConfig.load().lookup(host)
+        lookup(DockerConfig.load(), host)
     assert "docker-credential-fake" in str(info.value)
     assert SECRET not in str(info.value)
 
@@ -257,14 +273,14 @@ def test_cred_helper_failure_is_an_error_without_its_output(
 def test_cred_helper_missing_from_path_is_an_error(config_dir: Path, helper_bin: Path) -> None:
     write_config(config_dir, {"credHelpers": {"registry.example": "absent"}})
     with pytest.raises(CredentialError, match="docker-credential-absent"):
-        DockerConfig.load().lookup("registry.example")
+        lookup(DockerConfig.load(), "registry.example")
 
 
 def test_creds_store_answers_for_any_host(config_dir: Path, helper_bin: Path) -> None:
     write_config(config_dir, {"credsStore": "fake"})
     config = DockerConfig.load()
-    assert config.lookup("store.example") == Credential("carol", f"{SECRET}-store")
-    assert config.lookup("index.docker.io") == Credential(identity_token=TOKEN)
+    assert lookup(config, "store.example") == Credential("carol", f"{SECRET}-store")
+    assert lookup(config, "index.docker.io") == Credential(identity_token=TOKEN)
     assert helper_calls(helper_bin) == ["store.example", DOCKER_HUB_KEY]
 
 
@@ -272,7 +288,7 @@ def test_creds_store_not_found_falls_back_to_auths(config_dir: Path, helper_bin:
     write_config(
         config_dir, {"credsStore": "fake", "auths": {"plain.example": {"auth": b64(f"dave:{SECRET}")}}}
     )
-    assert DockerConfig.load().lookup("plain.example") == Credential("dave", SECRET)
+    assert lookup(DockerConfig.load(), "plain.example") == Credential("dave", SECRET)
     assert helper_calls(helper_bin) == ["plain.example"]
 
 
@@ -280,13 +296,13 @@ def test_creds_store_missing_from_path_falls_back_to_auths(config_dir: Path, hel
     write_config(
         config_dir, {"credsStore": "desktop", "auths": {"plain.example": {"auth": b64(f"dave:{SECRET}")}}}
     )
-    assert DockerConfig.load().lookup("plain.example") == Credential("dave", SECRET)
+    assert lookup(DockerConfig.load(), "plain.example") == Credential("dave", SECRET)
 
 
 def test_creds_store_failure_is_an_error(config_dir: Path, helper_bin: Path) -> None:
     write_config(config_dir, {"credsStore": "fake"})
     with pytest.raises(CredentialError) as info:
-        DockerConfig.load().lookup("broken.example")
+        lookup(DockerConfig.load(), "broken.example")
     assert SECRET not in str(info.value)
 
 
@@ -307,10 +323,10 @@ def test_credential_repr_hides_secrets() -> None:
 def test_store_prefers_explicit_credentials_and_caches_lookups(config_dir: Path, helper_bin: Path) -> None:
     write_config(config_dir, {"credHelpers": {"registry.example": "fake", "other.example": "fake"}})
     store = CredentialStore(explicit={"Other.Example": Credential("explicit", "pw")})
-    assert store("other.example") == Credential("explicit", "pw")
+    assert run(store("other.example")) == Credential("explicit", "pw")
     for _ in range(3):
-        assert store("REGISTRY.example") == Credential("alice", SECRET)
-    assert store("nobody.example") is None
+        assert run(store("REGISTRY.example")) == Credential("alice", SECRET)
+    assert run(store("nobody.example")) is None
     assert helper_calls(helper_bin) == ["registry.example"]
     assert set(store.secrets()) == {"pw", SECRET}
 
@@ -318,4 +334,85 @@ def test_store_prefers_explicit_credentials_and_caches_lookups(config_dir: Path,
 def test_store_reads_config_lazily(config_dir: Path) -> None:
     store = CredentialStore()
     write_config(config_dir, {"auths": {"registry.example": {"auth": b64(f"late:{SECRET}")}}})
-    assert store("registry.example") == Credential("late", SECRET)
+    assert run(store("registry.example")) == Credential("late", SECRET)
+
+
+# --- containers-auth.json (podman, buildah, skopeo) ------------------------------------------------------
+
+
+def test_containers_auth_path_prefers_registry_auth_file(tmp_path: Path) -> None:
+    run_dir = str(tmp_path / "run")
+    assert containers_auth_path({"REGISTRY_AUTH_FILE": "/a.json", "XDG_RUNTIME_DIR": run_dir}) == Path(
+        "/a.json"
+    )
+    assert containers_auth_path({"XDG_RUNTIME_DIR": run_dir}) == tmp_path / "run" / "containers" / "auth.json"
+    assert containers_auth_path({}) is None
+
+
+def test_containers_auth_host_keys_match_and_namespace_keys_do_not(tmp_path: Path) -> None:
+    path = tmp_path / "auth.json"
+    path.write_text(
+        json.dumps(
+            {
+                "auths": {
+                    "docker.io": {"auth": b64(f"hub:{SECRET}")},
+                    "quay.io/team/app": {"auth": b64("scoped:pw")},
+                    "registry.example:5000": {"auth": b64(f"alice:{SECRET}")},
+                }
+            }
+        )
+    )
+    config = DockerConfig.load(path, containers=True)
+    assert lookup(config, "registry-1.docker.io") == Credential("hub", SECRET)
+    assert lookup(config, "registry.example:5000") == Credential("alice", SECRET)
+    # A namespace's credentials are not the whole host's.
+    assert lookup(config, "quay.io") is None
+
+
+def test_containers_auth_helper_is_asked_for_docker_io(tmp_path: Path, helper_bin: Path) -> None:
+    path = tmp_path / "auth.json"
+    path.write_text(json.dumps({"credHelpers": {"docker.io": "fake"}}))
+    assert lookup(DockerConfig.load(path, containers=True), "index.docker.io") is None  # "not found"
+    assert helper_calls(helper_bin) == ["docker.io"]
+
+
+def test_store_asks_containers_auth_only_when_docker_config_has_nothing(
+    config_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(config_dir, {"auths": {"both.example": {"auth": b64("docker:pw1")}}})
+    auth = tmp_path / "auth.json"
+    entries = {"both.example": {"auth": b64("podman:pw2")}, "podman.example": {"auth": b64("podman:pw3")}}
+    auth.write_text(json.dumps({"auths": entries}))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth))
+    store = CredentialStore()
+    assert run(store("both.example")) == Credential("docker", "pw1")
+    assert run(store("podman.example")) == Credential("podman", "pw3")
+    assert run(store("nobody.example")) is None
+
+
+def test_broken_containers_auth_file_is_an_error_without_its_contents(
+    config_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth = tmp_path / "auth.json"
+    auth.write_text('{"auths": {"x": {"auth": "' + SECRET)
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth))
+    with pytest.raises(CredentialError, match="containers auth file") as info:
+        run(CredentialStore()("registry.example"))
+    assert SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("", 10.0), ("2.5", 2.5), ("nan", 10.0), ("-1", 10.0), ("x", 10.0)]
+)
+def test_helper_timeout_from_environment(raw: str, expected: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DT_CREDENTIAL_HELPER_TIMEOUT", raw)
+    assert helper_timeout() == expected
+
+
+def test_store_remembers_a_failing_helper_per_host(config_dir: Path, helper_bin: Path) -> None:
+    write_config(config_dir, {"credHelpers": {"broken.example": "fake"}})
+    store = CredentialStore()
+    for _ in range(3):
+        with pytest.raises(CredentialError):
+            run(store("broken.example"))
+    assert helper_calls(helper_bin) == ["broken.example"]

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from docker_transfer.cli import SUBCOMMANDS, cli, main
-from docker_transfer.cli.sync import DEFAULT_ALIYUN_REGISTRY
+from docker_transfer.cli.destination import DEFAULT_ALIYUN_REGISTRY
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -9,7 +9,10 @@ import pytest
 
 import docker_transfer
 
-PURE = ["reference", "platform", "manifest", "config", "jsontext", "plan", "report", "summary", "shard"]
+PURE = [
+    "reference", "platform", "manifest", "config", "jsontext", "tagrules", "plan", "report", "summary",
+    "shard", "naming",
+]  # fmt: skip
 FORBIDDEN = {
     "httpx",
     "asyncio",

@@ -441,5 +441,5 @@ def test_target_credentials_from_environment(
     monkeypatch.setenv(f"{prefix}_PASSWORD", secret + "-wrong")
     code, out, err = sync(capsys, config, acr, "--report", str(report_path), sources=(hub,))
     assert code == 1
-    assert "authentication failed" in out + err
+    assert f"{acr.host} rejected the credentials" in out + err
     assert secret not in out + err + report_path.read_text()

@@ -6,6 +6,7 @@ A missing actionlint fails this module: a workflow nobody linted must not pass a
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -349,11 +350,11 @@ def test_login_writes_a_docker_config_the_tool_reads(tmp_path: Path) -> None:
     path = config_path({"DOCKER_CONFIG": directory})
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     docker = DockerConfig.load(path)
-    hub = docker.lookup("registry-1.docker.io")  # the host docker.io pulls really go to
+    hub = asyncio.run(docker.lookup("registry-1.docker.io"))  # the host docker.io pulls really go to
     assert hub is not None and (hub.username, hub.password) == ("hubuser", HUB_TOKEN)
-    ghcr = docker.lookup("ghcr.io")
+    ghcr = asyncio.run(docker.lookup("ghcr.io"))
     assert ghcr is not None and (ghcr.username, ghcr.password) == ("octo", GHCR_TOKEN)
-    assert docker.lookup("quay.io") is None
+    assert asyncio.run(docker.lookup("quay.io")) is None
     # sync masks them on GitHub before printing anything
     assert {HUB_TOKEN, GHCR_TOKEN} <= set(secrets_to_mask({"DOCKER_CONFIG": directory}))
 

@@ -6,7 +6,8 @@ The JSON shape is a contract other tools read (``version`` 2)::
      "results": [{"source", "target", "tag", "status", "digest", "platforms",
                   "bytes_copied", "duration_s", "error", "skipped", "warnings", "rule"?}],
      "summary": {"copied", "unchanged", "failed", "planned", "interrupted", "bytes_copied"},
-     "warnings"?: [str]}
+     "warnings"?: [str],
+     "config_errors"?: [{"file", "line", "message"}]}   (config_errors only when the run never started)
 
 Version 2 added ``skipped`` (requested platforms the source does not list,
 ``allow_partial``; version 1 wrote them as an ``error`` note on a copied row),
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from docker_transfer.errors import EXIT_FAILED, EXIT_OK, UsageError
+from docker_transfer.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError, UsageError
 
 REPORT_VERSION = 2
 """The ``version`` written to report JSON."""
@@ -54,6 +55,10 @@ TABLE_WIDTH = 120
 def short_digests(text: str) -> str:
     """``sha256:`` + 64 hex shortened to 12 hex and an ellipsis, for people (JSON keeps them whole)."""
     return _FULL_DIGEST.sub(r"\1…", text)
+
+
+# Where config.py puts the line in a problem: "… (line 7)", "… (lines 7 and 3)", "line 7, column 2: …".
+_PROBLEM_LINE = re.compile(r"\(lines? (\d+)(?: and \d+)?\)$|^line (\d+), column \d+:")
 
 
 @dataclass
@@ -99,6 +104,43 @@ class TagResult:
         }
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """Why a run could not start: one problem of images.json (``file`` and ``line`` when known)."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report's JSON object for this problem."""
+        return {"file": self.file, "line": self.line, "message": self.message}
+
+    @classmethod
+    def from_mapping(cls, raw: Any) -> ConfigProblem | None:
+        """Read :meth:`to_dict` output; None for anything without a string ``message``."""
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("message"), str):
+            return None
+        file, line = raw.get("file"), raw.get("line")
+        return cls(
+            message=raw["message"],
+            file=file if isinstance(file, str) else None,
+            line=line if isinstance(line, int) and not isinstance(line, bool) and line > 0 else None,
+        )
+
+
+def config_problems(error: UsageError) -> list[ConfigProblem]:
+    """The problems of a run refused before it started, each with its file and line when known."""
+    if not isinstance(error, ConfigError):
+        return [ConfigProblem(str(error))]
+    problems: list[ConfigProblem] = []
+    for text in error.problems:
+        match = _PROBLEM_LINE.search(text)
+        line = int(match.group(1) or match.group(2)) if match else None
+        problems.append(ConfigProblem(text, error.path, line))
+    return problems
+
+
 @dataclass
 class Report:
     """A sync run: when it started and finished and one :class:`TagResult` per destination tag.
@@ -114,6 +156,8 @@ class Report:
     """Registry pull quotas seen during the run (``host``, ``limit``, ``remaining``, ``window_s``)."""
     warnings: list[str] = field(default_factory=list)
     """Things worth a look that failed nothing (tag rules that chose no tag)."""
+    config_errors: list[ConfigProblem] = field(default_factory=list)
+    """Why the run did not start (invalid images.json or settings); then there are no results."""
 
     def add(self, result: TagResult) -> None:
         """Append ``result``."""
@@ -138,7 +182,9 @@ class Report:
         return [r for r in self.results if r.status == "interrupted"]
 
     def exit_code(self) -> int:
-        """0 when every tag is done (copied, unchanged or planned), else 1."""
+        """0 when every tag is done, 1 when one failed or was interrupted, 2 for an invalid configuration."""
+        if self.config_errors:
+            return EXIT_USAGE
         return EXIT_FAILED if self.failed or self.interrupted else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,6 +197,7 @@ class Report:
             "summary": self.summary(),
             **({"ratelimit": list(self.ratelimit)} if self.ratelimit else {}),
             **({"warnings": list(self.warnings)} if self.warnings else {}),
+            **({"config_errors": [p.to_dict() for p in self.config_errors]} if self.config_errors else {}),
         }
 
     def to_json(self) -> str:
@@ -193,7 +240,17 @@ class Report:
         if isinstance(raw_limits, list):
             limits = [dict(x) for x in raw_limits if isinstance(x, Mapping)]
         warnings = [w for w in data.get("warnings") or () if isinstance(w, str)]
-        return cls(started=started, finished=finished, results=results, ratelimit=limits, warnings=warnings)
+        raw_problems = data.get("config_errors")
+        read = map(ConfigProblem.from_mapping, raw_problems if isinstance(raw_problems, list) else [])
+        config_errors = [problem for problem in read if problem is not None]
+        return cls(
+            started=started,
+            finished=finished,
+            results=results,
+            ratelimit=limits,
+            warnings=warnings,
+            config_errors=config_errors,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Report:
@@ -239,6 +296,8 @@ def merge_reports(reports: Sequence[Report], order: Sequence[tuple[str, str]] = 
         finished=max(finished) if finished else None,
         results=results,
         warnings=list(dict.fromkeys(w for report in reports for w in report.warnings)),
+        # Every shard reads the same images.json, so each reports the same problems: keep one of each.
+        config_errors=list(dict.fromkeys(p for r in reports for p in r.config_errors)),
     )
 
 
@@ -289,6 +348,9 @@ def render_table(report: Report, width: int = TABLE_WIDTH) -> str:
     warnings.update({f"  {r.target}:{r.tag}: {w}": None for r in report.results for w in r.warnings})
     if warnings:
         lines.extend(["", "Warnings:", *warnings])
+    if report.config_errors:
+        lines.extend(["", "Not started: the configuration is invalid:"])
+        lines.extend(f"  {_where(p)}{p.message}" for p in report.config_errors)
     if report.failed:
         lines.extend(["", "Failures:"])
         lines.extend(_failure_lines(report.failed, width))
@@ -320,6 +382,12 @@ def _failure_lines(failed: Sequence[TagResult], width: int) -> list[str]:
                 )
             )
     return lines
+
+
+def _where(problem: ConfigProblem) -> str:
+    if problem.file is None:
+        return ""
+    return f"{problem.file}:{problem.line}: " if problem.line else f"{problem.file}: "
 
 
 def human_size(n: int) -> str:

@@ -16,7 +16,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from docker_transfer.report import Report, TagResult, human_duration, human_size, short_platform
+from docker_transfer.report import (
+    ConfigProblem,
+    Report,
+    TagResult,
+    human_duration,
+    human_size,
+    short_platform,
+)
 
 STATUS_ICONS = {"failed": "❌", "interrupted": "⏹️", "copied": "✅", "planned": "📝", "unchanged": "⚪"}
 """The icon shown before each status in the summary."""
@@ -49,6 +56,17 @@ def error_command(title: str, message: str) -> str:
 def warning_command(title: str, message: str) -> str:
     """``::warning title=<title>::<message>``: a warning annotation on the run's page."""
     return f"::warning title={escape_property(title)}::{escape_data(message)}"
+
+
+def config_error_command(problem: ConfigProblem) -> str:
+    """``::error file=…,line=…,title=…::<message>``: a config problem annotated at its file and line."""
+    props = [f"file={escape_property(problem.file)}"] if problem.file else []
+    if problem.file and problem.line:
+        props.append(f"line={problem.line}")
+    name = problem.file.replace("\\", "/").rsplit("/", 1)[-1] if problem.file else ""
+    title = f"invalid {name}" if name else "docker-transfer sync not started"
+    props.append(f"title={escape_property(title)}")
+    return f"::error {','.join(props)}::{escape_data(problem.message)}"
 
 
 def group_command(title: str) -> str:
@@ -280,9 +298,13 @@ def render_summary(
     """
     images = group_images(report.results)
     failed = [image for image in images if image.status == "failed"]
-    lines = [f"## {_headline(title, images, failed, missing)}", ""]
+    lines = [f"## {_headline(title, images, failed, missing, len(report.config_errors))}", ""]
     if note:
         lines += [_cell(note), ""]
+    if report.config_errors:
+        lines += ["### Invalid configuration: nothing was copied", ""]
+        lines += [f"- {_config_problem(problem)}" for problem in report.config_errors]
+        lines.append("")
     lines += [_totals(report, images), ""]
     for limit in ratelimits:
         lines += [f"**Rate limit:** {limit.render()}", ""]
@@ -310,11 +332,18 @@ def render_summary(
 
 
 def _headline(
-    title: str, images: list[ImageResults], failed: list[ImageResults], missing: Sequence[str]
+    title: str,
+    images: list[ImageResults],
+    failed: list[ImageResults],
+    missing: Sequence[str],
+    config_errors: int = 0,
 ) -> str:
     count = len(images)
     noun = "image" if count == 1 else "images"
     problems: list[str] = []
+    if config_errors:
+        plural = "" if config_errors == 1 else "s"
+        problems.append(f"not started, {config_errors} configuration problem{plural}")
     if failed:
         problems.append(f"{len(failed)} of {count} {noun} failed")
     if missing:
@@ -391,6 +420,13 @@ def _image_table(image: ImageResults) -> list[str]:
 
 def _cut(text: str) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def _config_problem(problem: ConfigProblem) -> str:
+    if problem.file is None:
+        return _cell(problem.message)
+    where = f"{problem.file}:{problem.line}" if problem.line else problem.file
+    return f"{_code(where)}: {_cell(problem.message)}"
 
 
 def _cell(text: str) -> str:

@@ -18,6 +18,7 @@ from docker_transfer.cli.common import (
     setup_logging,
     transport_options,
 )
+from docker_transfer.cli.destination import target_credential
 from docker_transfer.config import AttestationMode
 from docker_transfer.engine.blobs import BlobTracker
 from docker_transfer.engine.check import destination_state, source_digest
@@ -28,6 +29,7 @@ from docker_transfer.plan import is_unchanged
 from docker_transfer.platform import Platform, parse_platform
 from docker_transfer.reference import Reference, parse_reference, validate_tag
 from docker_transfer.registry.client import RegistryClient
+from docker_transfer.registry.credentials import Credential
 from docker_transfer.registry.transport import TransportOptions
 from docker_transfer.report import human_size
 
@@ -88,6 +90,10 @@ def copy_command(
     children are byte-identical to the source's. Tags are written last. When
     the destination tags already hold what would be pushed, nothing is fetched
     from the source but a HEAD, and nothing is pushed (unless --force).
+
+    Destination credentials come from TARGET_USERNAME/TARGET_PASSWORD (or
+    ALIYUN_USERNAME/ALIYUN_PASSWORD) as for sync, else from Docker's config,
+    else from containers-auth.json (podman/skopeo login).
     """
     if all_platforms and arches:
         raise click.UsageError("--all and --arch are mutually exclusive")
@@ -97,8 +103,10 @@ def copy_command(
     platforms: list[Platform] | None = [parse_platform(name) for name in names] or None
     dest, tags = _destination(src, destination, extra_tags)
     transport = build_transport(insecure, ca_cert, read_timeout)
+    credential = target_credential()
+    explicit = {dest.api_host: credential} if credential is not None else {}
     result = run_async(
-        _copy(src, dest, tags, platforms, transport, concurrency, verbose, force, attestations)
+        _copy(src, dest, tags, platforms, transport, concurrency, verbose, force, attestations, explicit)
     )
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -128,8 +136,9 @@ async def _copy(
     verbose: int,
     force: bool,
     attestations: AttestationMode,
+    explicit: dict[str, Credential],
 ) -> CopyResult:
-    client, _ = build_client(transport)
+    client, _ = build_client(transport, explicit)
     setup_logging(verbose)
     async with client:
         if tags and not force:

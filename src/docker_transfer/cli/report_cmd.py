@@ -56,7 +56,8 @@ def merge_command(
     Markdown summary (--summary). A report that does not exist (its shard
     crashed before writing it) is listed as missing.
 
-    Exit codes: 0 nothing failed, 1 some image failed or a report is missing,
+    Exit codes: 0 nothing failed, 1 some image failed, a report is missing or
+    a shard refused an invalid images.json,
     2 a report could not be read or is not a docker-transfer report.
     """
     reports, documents, missing = _read_reports(list(dict.fromkeys(paths)))
@@ -77,7 +78,7 @@ def merge_command(
         click.echo(f"error: missing report {path}: {MISSING_HINT}", err=True)
         if github:
             click.echo(error_command("missing report", f"{path}: {MISSING_HINT}"), err=True)
-    return EXIT_FAILED if merged.failed or missing else EXIT_OK
+    return EXIT_FAILED if merged.failed or missing or merged.config_errors else EXIT_OK
 
 
 def _config_order(path: str | None) -> list[tuple[str, str]]:

@@ -21,10 +21,18 @@ from docker_transfer.cli.common import (
     attestations_option,
     build_client,
     build_transport,
+    env_flag,
     parse_duration,
     redact,
     setup_logging,
     transport_options,
+)
+from docker_transfer.cli.destination import (
+    ALLOW_NESTED_VARIABLE,
+    check_report_path,
+    registry_host,
+    resolve_target,
+    target_credential,
 )
 from docker_transfer.cli.progress import (
     Display,
@@ -38,12 +46,19 @@ from docker_transfer.cli.progress import (
 from docker_transfer.config import AttestationMode, Config, load_config
 from docker_transfer.engine.sync import Syncer, SyncEvents, SyncOptions
 from docker_transfer.errors import EXIT_INTERRUPTED, DockerTransferError, UsageError
-from docker_transfer.plan import Job, Target, plan_jobs
+from docker_transfer.naming import check_nested_targets
+from docker_transfer.plan import Job, plan_jobs
 from docker_transfer.reference import Reference
-from docker_transfer.registry.credentials import Credential, DockerConfig, config_path
-from docker_transfer.report import Report, render_table
+from docker_transfer.registry.credentials import (
+    Credential,
+    DockerConfig,
+    config_path,
+    containers_auth_path,
+)
+from docker_transfer.report import Report, config_problems, render_table
 from docker_transfer.shard import Shard, parse_shard
 from docker_transfer.summary import (
+    config_error_command,
     error_annotations,
     inert,
     mask_commands,
@@ -51,33 +66,6 @@ from docker_transfer.summary import (
     render_summary,
     warning_annotations,
 )
-
-DEFAULT_ALIYUN_REGISTRY = "registry.cn-hangzhou.aliyuncs.com"
-
-
-def resolve_target(registry: str | None, namespace: str | None) -> Target:
-    """Flags, else TARGET_*, else the seed's ALIYUN_* variables (registry defaults to Hangzhou ACR)."""
-    env = os.environ
-    registry = (
-        registry or env.get("TARGET_REGISTRY") or env.get("ALIYUN_REGISTRY") or DEFAULT_ALIYUN_REGISTRY
-    ).strip()
-    namespace = (namespace or env.get("TARGET_NAMESPACE") or env.get("ALIYUN_NAMESPACE") or "").strip()
-    if "/" in registry or registry.startswith(("http:", "https:")):
-        raise UsageError(f"--target-registry {registry!r}: expected HOST[:PORT] without scheme or path")
-    return Target(registry=registry.lower(), namespace=namespace)
-
-
-def target_credential() -> Credential | None:
-    """TARGET_USERNAME/TARGET_PASSWORD, else ALIYUN_USERNAME/ALIYUN_PASSWORD, else none (docker config)."""
-    env = os.environ
-    for prefix in ("TARGET", "ALIYUN"):
-        user, password = env.get(f"{prefix}_USERNAME"), env.get(f"{prefix}_PASSWORD")
-        if user and password:
-            return Credential(username=user, password=password)
-        if user or password:
-            raise UsageError(f"set both {prefix}_USERNAME and {prefix}_PASSWORD, or neither")
-    return None
-
 
 FLATTEN_HELP = (
     "Entries without a target take the source's whole path, '/' replaced by SEP "
@@ -122,10 +110,13 @@ def write_report(report: Report, path: str | None, extra: Mapping[str, Any] | No
     # Error texts come from registries and exceptions: mask anything secret-shaped on the way out.
     text = redact(text, all_secrets())
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+    except OSError as exc:
+        raise DockerTransferError(f"cannot write the report {path}: {exc.strerror or exc}") from None
 
 
 SECRET_VARIABLES = ("TARGET_PASSWORD", "ALIYUN_PASSWORD")
@@ -138,16 +129,19 @@ def on_github_actions(environ: Mapping[str, str]) -> bool:
 
 
 def secrets_to_mask(environ: Mapping[str, str]) -> list[str]:
-    """Every secret sync may read up front: the password variables and Docker config ``auths``.
+    """Every secret sync may read up front: the password variables, Docker's and podman's ``auths``.
 
     Credential helpers are asked lazily, so what they return is masked when first read.
     """
     found = [environ.get(name, "") for name in SECRET_VARIABLES]
-    try:
-        docker = DockerConfig.load(config_path(environ))
-    except DockerTransferError:
-        return [s for s in found if s]  # sync reports the broken file when it needs it
-    for entry in docker.auths.values():
+    configs: list[DockerConfig] = []
+    with contextlib.suppress(DockerTransferError):  # sync reports a broken file when it needs it
+        configs.append(DockerConfig.load(config_path(environ)))
+    containers = containers_auth_path(environ)
+    if containers is not None:
+        with contextlib.suppress(DockerTransferError):
+            configs.append(DockerConfig.load(containers, containers=True))
+    for entry in (entry for docker in configs for entry in docker.auths.values()):
         for key in ("password", "identitytoken", "registrytoken", "auth"):
             value = entry.get(key)
             if isinstance(value, str):
@@ -266,6 +260,12 @@ def _events(
 @click.option("-q", "--quiet", is_flag=True, help="No progress or per-image lines; the final table only.")
 @attestations_option
 @flatten_option
+@click.option(
+    "--allow-nested-targets",
+    "allow_nested",
+    is_flag=True,
+    help=f"Allow a target with '/' on an ACR personal-edition host (env {ALLOW_NESTED_VARIABLE}=1).",
+)
 @transport_options
 def sync_command(
     config_path: str,
@@ -283,6 +283,7 @@ def sync_command(
     quiet: bool,
     attestations: AttestationMode,
     flatten: str | None,
+    allow_nested: bool,
     insecure: tuple[str, ...],
     ca_cert: str | None,
     read_timeout: float,
@@ -313,18 +314,30 @@ def sync_command(
     masker = Masker(github)
     read_secrets = secrets_to_mask(environ)
     masker(read_secrets)  # before anything else is printed
-    shard = parse_shard(shard_text) if shard_text is not None else None
-    config = load_filtered(config_path, only, flatten)
-    target = resolve_target(target_registry, target_namespace)
-    options = SyncOptions(
-        concurrency=concurrency,
-        blob_concurrency=blob_concurrency,
-        image_timeout=parse_duration(image_timeout, "--image-timeout"),
-        run_timeout=parse_duration(run_timeout, "--timeout") if run_timeout else None,
-        dry_run=dry_run,
-        min_ratelimit=min_ratelimit,
-        attestations=attestations,
-    )
+    allow_nested = allow_nested or env_flag(ALLOW_NESTED_VARIABLE)
+    writable: str | None = None  # the report path, once known to be writable
+    try:
+        check_report_path(report_path)
+        writable = report_path
+        shard = parse_shard(shard_text) if shard_text is not None else None
+        config = load_filtered(config_path, only, flatten)
+        target = resolve_target(target_registry, target_namespace, allow_nested=allow_nested)
+        check_nested_targets(
+            config.path, config.entries, target.registry, target.namespace, allowed=allow_nested
+        )
+        options = SyncOptions(
+            concurrency=concurrency,
+            blob_concurrency=blob_concurrency,
+            image_timeout=parse_duration(image_timeout, "--image-timeout"),
+            run_timeout=parse_duration(run_timeout, "--timeout") if run_timeout else None,
+            dry_run=dry_run,
+            min_ratelimit=min_ratelimit,
+            attestations=attestations,
+        )
+    except UsageError as exc:
+        # A CI step must leave a report, an annotation and a summary, not look like a crash.
+        _not_started(exc, writable, environ if github else None, shard_text)
+        raise
     jobs = plan_jobs(config, target)
     in_config = len(jobs)
     if shard is not None:
@@ -381,6 +394,23 @@ def sync_command(
     return report.exit_code()
 
 
+def _not_started(
+    error: UsageError, report_path: str | None, github: Mapping[str, str] | None, shard_text: str | None
+) -> None:
+    """Report a run refused before it started: the JSON report; on GitHub Actions annotations and summary."""
+    now = datetime.now(UTC)
+    report = Report(started=now, finished=now, config_errors=config_problems(error))
+    write_report(report, report_path)
+    if github is None:
+        return
+    for problem in report.config_errors:
+        click.echo(config_error_command(problem), err=True)
+    title = "docker-transfer sync" + (f" · shard {shard_text}" if shard_text else "")
+    path = github.get("GITHUB_STEP_SUMMARY", "")
+    if path:
+        append_markdown(path, redact(render_summary(report, title=title), all_secrets()))
+
+
 def _github_outputs(
     report: Report,
     environ: Mapping[str, str],
@@ -412,11 +442,36 @@ def _github_outputs(
     help="The images.json to check (or give it as FILE).  [default: images.json]",
 )
 @flatten_option
-def validate_command(file: str | None, config_path: str | None, flatten: str | None) -> None:
-    """Check images.json without contacting any registry (exit 2 listing every problem)."""
+@click.option(
+    "--target-registry",
+    metavar="HOST[:PORT]",
+    help="Destination registry whose naming rules apply (env TARGET_REGISTRY, default Hangzhou ACR).",
+)
+@click.option(
+    "--allow-nested-targets",
+    "allow_nested",
+    is_flag=True,
+    help=f"Allow a target with '/' on an ACR personal-edition host (env {ALLOW_NESTED_VARIABLE}=1).",
+)
+def validate_command(
+    file: str | None,
+    config_path: str | None,
+    flatten: str | None,
+    target_registry: str | None,
+    allow_nested: bool,
+) -> None:
+    """Check images.json without contacting any registry (exit 2 listing every problem).
+
+    The destination registry is resolved as sync does, only to apply its naming
+    rules: an ACR personal-edition host accepts only namespace/repository.
+    """
     if file and config_path and file != config_path:
         raise click.UsageError(f"two files given: FILE {file!r} and --config {config_path!r}; give one")
     config = load_config(file or config_path or "images.json", flatten=flatten)
+    host = registry_host(target_registry)
+    namespace = os.environ.get("TARGET_NAMESPACE") or os.environ.get("ALIYUN_NAMESPACE") or ""
+    allowed = allow_nested or env_flag(ALLOW_NESTED_VARIABLE)
+    check_nested_targets(config.path, config.entries, host, namespace.strip(), allowed=allowed)
     tags = sum(len(e.destination_tags()) for e in config.entries)
     rules = sum(len(e.rules) for e in config.entries)
     ruled = f", {rules} tag rule(s) chosen from the sources' tags at run time" if rules else ""

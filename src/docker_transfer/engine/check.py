@@ -37,7 +37,9 @@ async def destination_state(
     """Each destination tag's digest (HEAD), and the manifest the ``index_tags`` share (a destination GET)."""
 
     async def head(tag: str) -> str | None:
-        found = await client.retry.call(lambda: head_manifest(client, destination.with_tag(tag)))
+        found = await client.retry.call(
+            lambda: head_manifest(client, destination.with_tag(tag), destination=True)
+        )
         return (found.digest or None) if found else None
 
     digests = await asyncio.gather(*(head(t) for t in tags))
@@ -47,5 +49,7 @@ async def destination_state(
     if len(shared) == 1 and None not in shared:
         (pushed,) = shared
         assert pushed is not None
-        manifest = await client.retry.call(lambda: get_manifest(client, destination, digest=pushed))
+        manifest = await client.retry.call(
+            lambda: get_manifest(client, destination, digest=pushed, destination=True)
+        )
     return by_tag, manifest

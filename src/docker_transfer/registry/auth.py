@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import json
 import math
 import re
@@ -22,7 +23,12 @@ import httpx
 
 from docker_transfer.errors import AuthenticationError, RegistryError
 from docker_transfer.registry.credentials import Credential, CredentialLookup
-from docker_transfer.registry.httperrors import MAX_ERROR_BODY, read_bounded
+from docker_transfer.registry.httperrors import (
+    CREDENTIAL_SENT,
+    MAX_ERROR_BODY,
+    credential_problem,
+    read_bounded,
+)
 from docker_transfer.registry.transport import TransportOptions
 
 MAX_TOKEN_BODY = 1024 * 1024
@@ -116,7 +122,7 @@ class RegistryAuth(httpx.Auth):
         self._credentials = credentials
         self._transport = transport
         self._bearer: dict[str, Challenge] = {}
-        self._basic_hosts: set[str] = set()
+        self._basic: dict[str, str] = {}  # host -> Basic header, once the host asked for Basic
         self._tokens: dict[tuple[str, tuple[str, ...]], _Token] = {}
         self._locks: dict[tuple[str, tuple[str, ...]], asyncio.Lock] = {}
         self.token_requests = 0
@@ -128,13 +134,21 @@ class RegistryAuth(httpx.Auth):
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         raise RuntimeError("docker-transfer's registry auth is async only")
 
-    def _credential(self, host: str) -> Credential | None:
-        return self._credentials(host)
+    async def _credential(self, host: str) -> Credential | None:
+        # A lookup may run a credential helper: the store does that off the event loop.
+        found = self._credentials(host)
+        if inspect.isawaitable(found):
+            return await found
+        return found
+
+    async def _mark(self, response: httpx.Response, host: str) -> None:
+        """Tell error messages whether a credential existed for a host that refused the request."""
+        if response.status_code in (401, 403):
+            response.extensions[CREDENTIAL_SENT] = await self._credential(host) is not None
 
     def _cached(self, host: str, scopes: tuple[str, ...]) -> str | None:
-        if host in self._basic_hosts:
-            cred = self._credential(host)
-            return _basic(cred) if cred and cred.password else None
+        if host in self._basic:
+            return self._basic[host]
         if host in self._bearer:
             token = self._tokens.get((host, scopes))
             if token and token.expires_at > time.monotonic():
@@ -154,12 +168,12 @@ class RegistryAuth(httpx.Auth):
             if current is not None and current != sent:
                 return current
             wanted = _merge_scopes(scopes, challenge.params.get("scope", ""))
-            credential = self._credential(host)
+            credential = await self._credential(host)
             token_request = self._token_request(url, challenge, wanted, credential)
             # Sent here rather than yielded: httpx would re-read a yielded response's body
             # without a bound, and the token exchange must not carry the registry's auth flow.
             token_response = await self._send(token_request)
-            token = await self._read_token(token_response, host)
+            token = await self._read_token(token_response, host, sent=credential is not None)
             self._tokens[(host, scopes)] = token
             return f"Bearer {token.value}"
 
@@ -174,22 +188,24 @@ class RegistryAuth(httpx.Auth):
             request.headers["Authorization"] = header
         response = yield request
         if response.status_code != 401:
+            await self._mark(response, host)
             return
         challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
         bearer = next((c for c in challenges if c.scheme == "bearer"), None)
         basic = next((c for c in challenges if c.scheme == "basic"), None)
-        credential = self._credential(host)
+        credential = await self._credential(host)
         if bearer is not None and "realm" in bearer.params:
             # Remembered for up-front fetches of other scopes: without this request's scope.
             params = {k: v for k, v in bearer.params.items() if k != "scope"}
             self._bearer[host] = Challenge(bearer.scheme, params)
             request.headers["Authorization"] = await self._token(request.url, bearer, scopes, header)
-            yield request
+            response = yield request
         elif basic is not None and credential is not None and credential.password:
-            self._basic_hosts.add(host)
-            request.headers["Authorization"] = _basic(credential)
-            yield request
+            self._basic[host] = _basic(credential)
+            request.headers["Authorization"] = self._basic[host]
+            response = yield request
         # Otherwise the 401 stands and the caller reports it.
+        await self._mark(response, host)
 
     def _token_request(
         self,
@@ -222,12 +238,11 @@ class RegistryAuth(httpx.Auth):
             headers["Authorization"] = _basic(credential)
         return httpx.Request("GET", realm.copy_merge_params(params), headers=headers)
 
-    async def _read_token(self, response: httpx.Response, host: str) -> _Token:
+    async def _read_token(self, response: httpx.Response, host: str, *, sent: bool) -> _Token:
         if response.status_code in (401, 403):
             await read_bounded(response, MAX_ERROR_BODY)
             raise AuthenticationError(
-                f"authentication failed at {host}: the token service refused the credentials "
-                f"({response.status_code}); check the username and password for {host}",
+                f"{credential_problem(host, sent)} (its token service answered {response.status_code})",
                 status=response.status_code,
                 host=host,
             )

@@ -22,14 +22,14 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 async def blob_exists(client: RegistryClient, host: str, repository: str, digest: str) -> bool:
-    """HEAD a blob in a repository."""
+    """HEAD a blob in a destination repository (access errors name the likely cause)."""
     url = await client.url(host, f"/v2/{repository}/blobs/{digest}")
     response = await client.send("HEAD", url)
     if response.status_code == 200:
         return True
     if response.status_code == 404:
         return False
-    raise await error_from_response(response, f"HEAD blob {digest} in {host}/{repository}")
+    raise await error_from_response(response, f"HEAD blob {digest} in {host}/{repository}", destination=True)
 
 
 @asynccontextmanager

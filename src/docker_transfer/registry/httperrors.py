@@ -6,6 +6,7 @@ import contextlib
 import email.utils
 import json
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -24,6 +25,13 @@ MAX_ERROR_BODY = 64 * 1024
 RETRY_AFTER_CAP = 300.0
 """Longest wait a ``Retry-After`` can impose (``DT_RETRY_AFTER_CAP`` overrides)."""
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+CREDENTIAL_SENT = "docker_transfer.credential_sent"
+"""Response extension set by the auth flow on a 401/403: whether any credential was found for the host."""
+_REPOSITORY_RE = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags)/")
+# 404 codes about one object inside an existing repository, not about the repository itself.
+_OBJECT_UNKNOWN = frozenset(
+    {"BLOB_UNKNOWN", "BLOB_UPLOAD_UNKNOWN", "MANIFEST_UNKNOWN", "MANIFEST_BLOB_UNKNOWN"}
+)
 
 
 @contextlib.asynccontextmanager
@@ -146,18 +154,26 @@ def _describe(body: bytes) -> tuple[str | None, str]:
         if isinstance(first, dict):
             code = first.get("code")
             message = first.get("message") or ""
-            return (str(code) if code else None), str(message)[:300]
+            # One line: the message ends up in a one-line error, a table cell and an annotation.
+            return (" ".join(str(code).split())[:100] or None if code else None), " ".join(
+                str(message).split()
+            )[:300]
     return None, ""
 
 
 async def error_from_response(
-    response: httpx.Response, what: str, *, subject: str | None = None
+    response: httpx.Response, what: str, *, subject: str | None = None, destination: bool = False
 ) -> RegistryError:
     """Read (bounded) and classify an unexpected registry answer.
 
     ``subject`` names what was asked for (``nginx:latest``) so a 404 reads
     "nginx:latest: not found at HOST"; a 404 that is no registry error at all
-    says the server does not speak the registry API.
+    says the server does not speak the registry API. A 401 says whether no
+    credential was found for the host or the host rejected the one sent (the
+    auth flow marks the response). With ``destination`` (the registry being
+    written to), a 401, 403 or unknown repository also names the likely cause:
+    a namespace that does not exist, a repository that must be created first,
+    or the wrong login.
     """
     body = await read_bounded(response, MAX_ERROR_BODY)
     code, detail = _describe(body)
@@ -170,7 +186,7 @@ async def error_from_response(
             status=status,
             host=host,
         )
-    if status == 404 and subject:
+    if status == 404 and subject and not destination:
         return NotFoundError(
             f"{subject}: not found at {host}" + (f" ({code})" if code else ""),
             status=status,
@@ -180,6 +196,8 @@ async def error_from_response(
     label = f"{code}: {detail}" if code else (detail or response.reason_phrase)
     message = f"{what}: {host} answered {status} ({label})"
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    sent = response.extensions.get(CREDENTIAL_SENT)
+    challenge = response.headers.get("WWW-Authenticate", "").lower()
 
     def build(cls: type[RegistryError], text: str, retryable: bool = False) -> RegistryError:
         return cls(
@@ -192,14 +210,25 @@ async def error_from_response(
             detail=detail or None,
         )
 
+    said = f"{host} said: {label}"
+    # Behind a token service a wrong password fails at the token request; a 401 that still comes
+    # with a credential found means the token lacks push rights (Docker Hub's UNAUTHORIZED on push).
+    scope_refused = status == 401 and bool(sent) and challenge.lstrip().startswith("bearer")
+    if destination and (status == 403 or scope_refused):
+        return build(AuthorizationError, f"{what}: {_denied_cause(response, host, sent)} ({said})")
     if status == 401:
-        return build(
-            AuthenticationError,
-            f"{what}: authentication failed at {host} ({label}); check the credentials for {host}",
-        )
+        return build(AuthenticationError, f"{what}: {credential_problem(host, sent, destination)} ({said})")
     if status == 403:
         return build(
             AuthorizationError, f"{what}: {host} denied access ({label}); the account lacks permission"
+        )
+    if destination and status == 404 and code not in _OBJECT_UNKNOWN:
+        repository = _repository(response)
+        return build(
+            NotFoundError,
+            f"{what}: {host} has no repository {repository} and did not create it on push: "
+            f"create the namespace {_namespace(repository)} and the repository first, "
+            f"or turn on creating repositories on push ({said})",
         )
     if status == 404:
         return build(NotFoundError, message)
@@ -230,6 +259,41 @@ def _connect_reason(kind: str, detail: str) -> str:
 def _speaks_registry_api(response: httpx.Response) -> bool:
     """Registries say so in a header (Distribution, Docker Hub, ghcr.io, ACR all send it)."""
     return "docker-distribution-api-version" in response.headers
+
+
+def credential_problem(host: str, sent: object, destination: bool = False) -> str:
+    """Why ``host`` refused to authenticate: no credential found, or the one sent was rejected."""
+    where = "docker login or podman login" + (
+        ", or set TARGET_USERNAME/TARGET_PASSWORD" if destination else ""
+    )
+    if sent is False:
+        return f"no credentials found for {host}; log in with {where}"
+    if sent:
+        return f"{host} rejected the credentials; check the username and password for {host} ({where})"
+    return f"authentication failed at {host}; check the credentials for {host}"
+
+
+def _repository(response: httpx.Response) -> str:
+    match = _REPOSITORY_RE.match(response.request.url.path)
+    return match.group("name") if match else "the repository"
+
+
+def _namespace(repository: str) -> str:
+    # An upload URL of another shape names no repository; then there is no namespace to quote.
+    return repr(repository.split("/", 1)[0]) if "/" in repository else "of the repository"
+
+
+def _denied_cause(response: httpx.Response, host: str, sent: object) -> str:
+    repository = _repository(response)
+    if sent is False:
+        return f"access to {host}/{repository} denied: no credentials found for {host}; " + (
+            "log in with docker login, podman login or TARGET_USERNAME/TARGET_PASSWORD"
+        )
+    return (
+        f"access to {host}/{repository} denied: the namespace {_namespace(repository)} may not exist, "
+        "the repository may have to be created first (when the registry does not create repositories "
+        f"on push), or the login for {host} may not push there"
+    )
 
 
 def transport_error(exc: httpx.HTTPError, host: str) -> TransportError:

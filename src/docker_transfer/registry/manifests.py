@@ -32,8 +32,12 @@ def _path(ref: Reference, identifier: str | None = None) -> str:
     return f"/v2/{ref.repository}/manifests/{identifier or ref.identifier}"
 
 
-async def head_manifest(client: RegistryClient, ref: Reference) -> ManifestHead | None:
+async def head_manifest(
+    client: RegistryClient, ref: Reference, *, destination: bool = False
+) -> ManifestHead | None:
     """HEAD a manifest: its digest, media type and size, or ``None`` when absent.
+
+    ``destination`` marks the registry being written to, for clearer access errors.
 
     Docker Hub does not count HEADs against pull limits, so incremental checks use this.
     """
@@ -42,7 +46,7 @@ async def head_manifest(client: RegistryClient, ref: Reference) -> ManifestHead 
     if response.status_code == 404:
         return None
     if response.status_code != 200:
-        raise await error_from_response(response, f"HEAD {ref}")
+        raise await error_from_response(response, f"HEAD {ref}", destination=destination)
     digest = response.headers.get("Docker-Content-Digest", "")
     if not digest and ref.digest:
         digest = ref.digest
@@ -52,7 +56,9 @@ async def head_manifest(client: RegistryClient, ref: Reference) -> ManifestHead 
     return ManifestHead(digest=digest, media_type=media_type, size=size)
 
 
-async def get_manifest(client: RegistryClient, ref: Reference, *, digest: str | None = None) -> Manifest:
+async def get_manifest(
+    client: RegistryClient, ref: Reference, *, digest: str | None = None, destination: bool = False
+) -> Manifest:
     """GET a manifest with the full Accept list; verify it against the digest asked for.
 
     Without the list types in Accept, Distribution silently answers with one
@@ -63,7 +69,9 @@ async def get_manifest(client: RegistryClient, ref: Reference, *, digest: str | 
     response = await client.send("GET", url, headers={"Accept": ACCEPT_HEADER}, stream=True)
     shown = f"{ref.name}{'@' if is_digest(identifier) else ':'}{identifier}"
     if response.status_code != 200:
-        raise await error_from_response(response, f"GET manifest {shown}", subject=shown)
+        raise await error_from_response(
+            response, f"GET manifest {shown}", subject=shown, destination=destination
+        )
     declared = parse_count(response.headers.get("Content-Length"), max_digits=40)
     if declared is not None and declared > MAX_MANIFEST_BYTES:
         await response.aclose()
@@ -92,7 +100,7 @@ async def put_manifest(
     url = await client.url(ref.api_host, _path(ref, identifier))
     response = await client.send("PUT", url, headers={"Content-Type": media_type}, content=data)
     if response.status_code not in (200, 201, 202):
-        raise await error_from_response(response, f"PUT manifest {ref.name}:{identifier}")
+        raise await error_from_response(response, f"PUT manifest {ref.name}:{identifier}", destination=True)
     await response.aclose()
     client.stats.bytes_written += len(data)
     ours = sha256_digest(data)

@@ -55,7 +55,7 @@ async def mount_blob(
         return None
     if response.status_code == 202:
         return _session(client, response, host, repository)
-    raise await error_from_response(response, f"mount {digest} into {host}/{repository}")
+    raise await error_from_response(response, f"mount {digest} into {host}/{repository}", destination=True)
 
 
 async def start_upload(client: RegistryClient, host: str, repository: str) -> UploadSession:
@@ -63,7 +63,7 @@ async def start_upload(client: RegistryClient, host: str, repository: str) -> Up
     url = await client.url(host, f"/v2/{repository}/blobs/uploads/")
     response = await client.send("POST", url)
     if response.status_code != 202:
-        raise await error_from_response(response, f"start upload to {host}/{repository}")
+        raise await error_from_response(response, f"start upload to {host}/{repository}", destination=True)
     return _session(client, response, host, repository)
 
 
@@ -133,14 +133,16 @@ async def upload_monolithic(
         )
     client.stats.bytes_written += stream.count
     if response.status_code not in (201, 204):
-        raise await error_from_response(response, f"upload {digest} to {session.host}/{session.repository}")
+        raise await error_from_response(
+            response, f"upload {digest} to {session.host}/{session.repository}", destination=True
+        )
 
 
 async def _upload_status(client: RegistryClient, session: UploadSession) -> int:
     """Bytes the registry holds for this session (from ``Range: 0-N``)."""
     response = await client.send("GET", session.location)
     if response.status_code not in (200, 204):
-        raise await error_from_response(response, f"upload status at {session.host}")
+        raise await error_from_response(response, f"upload status at {session.host}", destination=True)
     if response.headers.get("Location"):
         # Registries may encode the session state in the URL; later requests must use the newest.
         session.location = client.transport.follow_url(response.request.url, response.headers["Location"])
@@ -204,7 +206,7 @@ async def upload_chunked(
                     return
                 continue
             raise await error_from_response(
-                response, f"PATCH {digest} to {session.host}/{session.repository}"
+                response, f"PATCH {digest} to {session.host}/{session.repository}", destination=True
             )
         raise RegistryError(f"upload {digest}: chunk refused repeatedly", host=session.host, retryable=True)
 
@@ -222,4 +224,6 @@ async def upload_chunked(
     )
     client.stats.bytes_written += stream.count
     if response.status_code not in (201, 204):
-        raise await error_from_response(response, f"commit {digest} to {session.host}/{session.repository}")
+        raise await error_from_response(
+            response, f"commit {digest} to {session.host}/{session.repository}", destination=True
+        )
