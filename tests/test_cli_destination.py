@@ -283,8 +283,8 @@ def test_report_merge_shows_config_errors_not_a_crash(
     assert code == 1
     assert "missing report" not in out + err and "crashed" not in merged.read_text()
     # The same problems from both shards are listed once.
-    assert out.count('missing required field "target"') == 1, out
-    assert merged.read_text().count('missing required field "target"') == 1
+    assert out.count('missing required field "tags"') == 1, out
+    assert merged.read_text().count('missing required field "tags"') == 1
     assert "not started, 3 configuration problems" in merged.read_text()
 
 
