@@ -374,7 +374,8 @@ def test_login_with_only_docker_hub(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     directory = (tmp_path / "env.txt").read_text().strip().partition("=")[2]
     docker = DockerConfig.load(Path(directory) / "config.json")
-    assert docker.lookup("docker.io") is not None and docker.lookup("ghcr.io") is None
+    assert asyncio.run(docker.lookup("docker.io")) is not None
+    assert asyncio.run(docker.lookup("ghcr.io")) is None
 
 
 @pytest.mark.parametrize("given", ["DOCKERHUB_USERNAME", "DOCKERHUB_TOKEN", "GHCR_TOKEN"])
