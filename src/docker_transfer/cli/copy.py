@@ -17,6 +17,7 @@ from docker_transfer.cli.common import (
     setup_logging,
     transport_options,
 )
+from docker_transfer.cli.layout import echo_result, is_layout_copy, layout_copy
 from docker_transfer.engine.blobs import BlobTracker
 from docker_transfer.engine.check import destination_state, source_digest
 from docker_transfer.engine.copy import Copier, CopyResult
@@ -87,6 +88,20 @@ def copy_command(
     """
     if all_platforms and arches:
         raise click.UsageError("--all and --arch are mutually exclusive")
+    if is_layout_copy(source, destination):
+        _layout(
+            source,
+            destination,
+            arches,
+            extra_tags,
+            insecure,
+            ca_cert,
+            read_timeout,
+            concurrency,
+            verbose,
+            as_json,
+        )
+        return
     src = parse_reference(source)
     platforms: list[Platform] | None = [parse_platform(a) for a in arches] or None
     dest, tags = _destination(src, destination, extra_tags)
@@ -106,6 +121,29 @@ def copy_command(
         f"  blobs     {result.blobs_uploaded} uploaded ({human_size(result.bytes_copied)}), "
         f"{result.blobs_mounted} mounted, {result.blobs_present} already present; {result.duration_s:.1f}s"
     )
+
+
+def _layout(
+    source: str,
+    destination: str,
+    arches: tuple[str, ...],
+    extra_tags: tuple[str, ...],
+    insecure: tuple[str, ...],
+    ca_cert: str | None,
+    read_timeout: float,
+    concurrency: int,
+    verbose: int,
+    as_json: bool,
+) -> None:
+    """An OCI layout or archive on either side (cli/layout.py)."""
+    platforms = [parse_platform(a) for a in arches] or None
+    transport = build_transport(insecure, ca_cert, read_timeout)
+    result = layout_copy(source, destination, platforms, extra_tags, transport, concurrency, verbose, as_json)
+    to_stderr = destination.endswith(":-") or ":-:" in destination
+    if as_json:
+        click.echo(json.dumps(_as_dict(result), indent=2), err=to_stderr)
+    else:
+        echo_result(result, to_stderr)
 
 
 async def _copy(

@@ -1,0 +1,228 @@
+"""`copy` with OCI layouts and archives on either side, against real registries; skopeo reads what we write."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from devtools.images import push_image, push_single
+from devtools.registry import LocalRegistry
+from docker_transfer.cli import main
+from docker_transfer.manifest import SOURCE_DIGEST_ANNOTATION
+from tests.test_copy_e2e import fetch_manifest, insecure, run_cli
+
+REF_NAME = "org.opencontainers.image.ref.name"
+
+
+def skopeo(*args: str) -> subprocess.CompletedProcess[str]:
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo not installed (apt-get install skopeo)")
+    return subprocess.run(
+        ["skopeo", "--insecure-policy", *args], check=True, capture_output=True, text=True, timeout=120
+    )
+
+
+def skopeo_raw(ref: str) -> bytes:
+    return skopeo("inspect", "--raw", ref).stdout.encode()
+
+
+def index_of(layout: Path) -> dict[str, object]:
+    return dict(json.loads((layout / "index.json").read_text()))
+
+
+def test_registry_to_oci_dir_and_back_keeps_digests(
+    two_registries: tuple[LocalRegistry, LocalRegistry], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    a, b = two_registries
+    src = push_image(a.url, "lib/app", "1.0", platforms=["linux/amd64", "linux/arm64/v8"], attestations=True)
+    layout = tmp_path / "layout"
+    code, out, err = run_cli(capsys, "copy", f"{a.host}/lib/app:1.0", f"oci:{layout}:v1", *insecure(a))
+    assert code == 0, err
+    entries = index_of(layout)["manifests"]
+    assert entries == [
+        {
+            "mediaType": src.index_media_type,
+            "digest": src.index_digest,
+            "size": len(src.index_bytes),
+            "annotations": {REF_NAME: "v1"},
+        }
+    ]
+    assert json.loads((layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    # skopeo, the independent reader: the index bytes, and a full copy of every platform into b.
+    assert skopeo_raw(f"oci:{layout}:v1") == src.index_bytes
+    skopeo(
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        f"oci:{layout}:v1",
+        f"docker://{b.host}/skopeo/app:v1",
+    )
+    assert fetch_manifest(b, "skopeo/app", "v1")[2] == src.index_digest
+    # ...and back into a registry with docker-transfer: same digests, children byte-identical.
+    code, out, err = run_cli(capsys, "copy", f"oci:{layout}:v1", f"{b.host}/back/app:v1", *insecure(b))
+    assert code == 0, err
+    assert fetch_manifest(b, "back/app", "v1")[2] == src.index_digest
+    for child in src.children.values():
+        assert fetch_manifest(b, "back/app", child.digest)[1] == child.data
+
+
+def test_oci_dir_select_one_platform_is_filtered_and_annotated(
+    registry: LocalRegistry, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    src = push_image(registry.url, "lib/app", "1.0", platforms=["linux/amd64", "linux/arm64/v8"])
+    layout = tmp_path / "layout"
+    code, _, err = run_cli(
+        capsys,
+        "copy",
+        f"{registry.host}/lib/app:1.0",
+        f"oci:{layout}:v1",
+        "--arch",
+        "arm64",
+        *insecure(registry),
+    )
+    assert code == 0, err
+    raw = skopeo_raw(f"oci:{layout}:v1")
+    doc = json.loads(raw)
+    assert [m["digest"] for m in doc["manifests"]] == [src.children["linux/arm64/v8"].digest]
+    assert doc["annotations"][SOURCE_DIGEST_ANNOTATION] == src.index_digest
+    amd64_blobs = src.platform_blobs["linux/amd64"]
+    assert not any((layout / "blobs" / "sha256" / d[7:]).exists() for d in amd64_blobs)
+
+
+def test_we_read_an_oci_layout_skopeo_wrote(
+    two_registries: tuple[LocalRegistry, LocalRegistry], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    a, b = two_registries
+    src = push_image(a.url, "lib/app", "2", platforms=["linux/amd64", "linux/arm/v7"], fmt="docker")
+    layout = tmp_path / "skopeo-layout"
+    # skopeo converts the Docker list to an OCI index on the way into a layout.
+    skopeo("copy", "--all", "--src-tls-verify=false", f"docker://{a.host}/lib/app:2", f"oci:{layout}:two")
+    theirs = skopeo_raw(f"oci:{layout}:two")
+    code, _, err = run_cli(capsys, "copy", f"oci:{layout}:two", f"{b.host}/from/skopeo", *insecure(b))
+    assert code == 0, err
+    status, body, _ = fetch_manifest(b, "from/skopeo", "two")
+    assert status == 200 and body == theirs
+    assert len(json.loads(body)["manifests"]) == len(src.children)
+
+
+def test_oci_archive_both_ways_and_skopeo_reads_it(
+    two_registries: tuple[LocalRegistry, LocalRegistry], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    a, b = two_registries
+    src = push_image(a.url, "lib/app", "1.0", platforms=["linux/amd64", "linux/arm64/v8"], attestations=True)
+    archive = tmp_path / "app.tar"
+    code, _, err = run_cli(capsys, "copy", f"{a.host}/lib/app:1.0", f"oci-archive:{archive}:v1", *insecure(a))
+    assert code == 0, err
+    assert not list(tmp_path.glob(".app.tar.tmp-*"))
+    assert skopeo_raw(f"oci-archive:{archive}:v1") == src.index_bytes
+    skopeo(
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        f"oci-archive:{archive}:v1",
+        f"docker://{b.host}/sk/app:v1",
+    )
+    assert fetch_manifest(b, "sk/app", "v1")[2] == src.index_digest
+    code, _, err = run_cli(capsys, "copy", f"oci-archive:{archive}", f"{b.host}/back/app:v1", *insecure(b))
+    assert code == 0, err
+    assert fetch_manifest(b, "back/app", "v1")[2] == src.index_digest
+    # and an oci-archive skopeo wrote
+    theirs = tmp_path / "theirs.tar"
+    skopeo(
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        f"docker://{a.host}/lib/app:1.0",
+        f"oci-archive:{theirs}:x",
+    )
+    code, _, err = run_cli(capsys, "copy", f"oci-archive:{theirs}:x", f"{b.host}/theirs/app:x", *insecure(b))
+    assert code == 0, err
+    assert fetch_manifest(b, "theirs/app", "x")[2] == src.index_digest
+
+
+def test_docker_archive_single_platform_loadable_format(
+    two_registries: tuple[LocalRegistry, LocalRegistry], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    a, b = two_registries
+    src = push_image(a.url, "lib/app", "1.0", platforms=["linux/amd64", "linux/arm64/v8"], fmt="docker")
+    archive = tmp_path / "app.tar"
+    code, _, err = run_cli(
+        capsys,
+        "copy",
+        f"{a.host}/lib/app:1.0",
+        f"docker-archive:{archive}:app:1.0",
+        "--arch",
+        "arm64",
+        *insecure(a),
+    )
+    assert code == 0, err
+    child = src.children["linux/arm64/v8"]
+    config_digest, *layer_digests = src.platform_blobs["linux/arm64/v8"]
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        repositories = json.loads(tar.extractfile("repositories").read())  # type: ignore[union-attr]
+    # What `docker load` needs: manifest.json naming Config/Layers/RepoTags, files present, repositories.
+    assert manifest == [
+        {
+            "Config": f"blobs/sha256/{config_digest[7:]}",
+            "RepoTags": ["app:1.0"],
+            "Layers": [f"blobs/sha256/{d[7:]}" for d in layer_digests],
+        }
+    ]
+    assert {manifest[0]["Config"], *manifest[0]["Layers"]} <= names
+    assert repositories == {"app": {"1.0": layer_digests[-1][7:]}}
+    # skopeo reads it; and docker-transfer loads it back with the original manifest digest.
+    assert json.loads(skopeo("inspect", f"docker-archive:{archive}").stdout)["Architecture"] == "arm64"
+    code, _, err = run_cli(
+        capsys, "copy", f"docker-archive:{archive}", f"{b.host}/back/app:1.0", *insecure(b)
+    )
+    assert code == 0, err
+    assert fetch_manifest(b, "back/app", "1.0")[2] == child.digest
+
+
+def test_docker_archive_refuses_several_platforms(
+    registry: LocalRegistry, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    push_image(registry.url, "lib/app", "1.0", platforms=["linux/amd64", "linux/arm64/v8"])
+    out = tmp_path / "out"
+    out.mkdir()
+    archive = out / "app.tar"
+    code, _, err = run_cli(
+        capsys, "copy", f"{registry.host}/lib/app:1.0", f"docker-archive:{archive}", *insecure(registry)
+    )
+    assert code == 2
+    assert "pick one with --arch" in err and "oci-archive" in err
+    assert not list(out.iterdir())  # nothing written, not even a temporary file
+
+
+def test_we_read_a_docker_archive_skopeo_wrote(
+    two_registries: tuple[LocalRegistry, LocalRegistry], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    a, b = two_registries
+    single = push_single(a.url, "lib/one", "v1", fmt="docker")
+    archive = tmp_path / "saved.tar"
+    skopeo(
+        "copy", "--src-tls-verify=false", f"docker://{a.host}/lib/one:v1", f"docker-archive:{archive}:one:v1"
+    )
+    code, _, err = run_cli(
+        capsys, "copy", f"docker-archive:{archive}:one:v1", f"{b.host}/one:v1", *insecure(b)
+    )
+    assert code == 0, err
+    status, body, _ = fetch_manifest(b, "one", "v1")
+    assert status == 200
+    doc = json.loads(body)
+    assert doc["config"]["digest"] == single.config_digest
+    assert [layer["digest"] for layer in doc["layers"]] == single.layer_digests
+
+
+def test_main_is_importable() -> None:
+    assert callable(main)
