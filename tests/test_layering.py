@@ -9,7 +9,18 @@ import pytest
 
 import docker_transfer
 
-PURE = ["reference", "platform", "manifest", "config", "plan", "report", "summary", "shard"]
+PURE = [
+    "reference",
+    "platform",
+    "manifest",
+    "config",
+    "plan",
+    "report",
+    "summary",
+    "shard",
+    "layout/names",
+    "layout/tarfmt",
+]
 FORBIDDEN = {
     "httpx",
     "asyncio",

@@ -1,4 +1,4 @@
-"""`copy` with OCI layouts and archives on either side, against real registries; skopeo reads what we write."""
+"""`copy` with OCI layouts and archives on either side, against real registries; skopeo reads them."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_registry_to_oci_dir_and_back_keeps_digests(
     a, b = two_registries
     src = push_image(a.url, "lib/app", "1.0", platforms=["linux/amd64", "linux/arm64/v8"], attestations=True)
     layout = tmp_path / "layout"
-    code, out, err = run_cli(capsys, "copy", f"{a.host}/lib/app:1.0", f"oci:{layout}:v1", *insecure(a))
+    code, _, err = run_cli(capsys, "copy", f"{a.host}/lib/app:1.0", f"oci:{layout}:v1", *insecure(a))
     assert code == 0, err
     entries = index_of(layout)["manifests"]
     assert entries == [
@@ -65,7 +65,7 @@ def test_registry_to_oci_dir_and_back_keeps_digests(
     )
     assert fetch_manifest(b, "skopeo/app", "v1")[2] == src.index_digest
     # ...and back into a registry with docker-transfer: same digests, children byte-identical.
-    code, out, err = run_cli(capsys, "copy", f"oci:{layout}:v1", f"{b.host}/back/app:v1", *insecure(b))
+    code, _, err = run_cli(capsys, "copy", f"oci:{layout}:v1", f"{b.host}/back/app:v1", *insecure(b))
     assert code == 0, err
     assert fetch_manifest(b, "back/app", "v1")[2] == src.index_digest
     for child in src.children.values():
