@@ -8,15 +8,31 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 from devtools.images import push_image, push_single
 from devtools.registry import LocalRegistry
 from docker_transfer.cli import main
-from docker_transfer.manifest import SOURCE_DIGEST_ANNOTATION
-from tests.test_copy_e2e import fetch_manifest, insecure, run_cli
+from docker_transfer.manifest import ACCEPT_MANIFESTS, SOURCE_DIGEST_ANNOTATION
 
 REF_NAME = "org.opencontainers.image.ref.name"
+LIST_ACCEPT = ", ".join(ACCEPT_MANIFESTS)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def insecure(*regs: LocalRegistry) -> list[str]:
+    return [flag for reg in regs for flag in ("--insecure-registry", reg.host)]
+
+
+def fetch_manifest(reg: LocalRegistry, repo: str, ref: str) -> tuple[int, bytes, str]:
+    resp = httpx.get(f"{reg.url}/v2/{repo}/manifests/{ref}", headers={"Accept": LIST_ACCEPT})
+    return resp.status_code, resp.content, resp.headers.get("Docker-Content-Digest", "")
 
 
 def skopeo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -222,7 +238,3 @@ def test_we_read_a_docker_archive_skopeo_wrote(
     doc = json.loads(body)
     assert doc["config"]["digest"] == single.config_digest
     assert [layer["digest"] for layer in doc["layers"]] == single.layer_digests
-
-
-def test_main_is_importable() -> None:
-    assert callable(main)

@@ -59,6 +59,11 @@ class IndexEdits:
     def __init__(self, old: Manifest | None) -> None:
         self.doc: dict[str, Any] = dict(old.doc) if old else {"schemaVersion": 2, "mediaType": OCI_INDEX}
         self.entries: list[dict[str, Any]] = [dict(d.raw) for d in old.manifests] if old else []
+        self._old = list(self.entries) if old else None
+
+    def changed(self) -> bool:
+        """True when the entries differ from the index read at the start (or there was none)."""
+        return self._old != self.entries
 
     def lookup(self, ref_name: str) -> str | None:
         """The digest ``ref_name`` points at now."""
