@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -238,3 +239,42 @@ def test_we_read_a_docker_archive_skopeo_wrote(
     doc = json.loads(body)
     assert doc["config"]["digest"] == single.config_digest
     assert [layer["digest"] for layer in doc["layers"]] == single.layer_digests
+
+
+def test_archive_through_a_pipe_stdout_to_stdin(
+    two_registries: tuple[LocalRegistry, LocalRegistry], tmp_path: Path
+) -> None:
+    a, b = two_registries
+    src = push_image(a.url, "lib/app", "1.0", platforms=["linux/amd64", "linux/arm64/v8"])
+    cli = [sys.executable, "-m", "docker_transfer"]
+    # As over ssh: `docker-transfer copy REG oci-archive:- | ssh far docker-transfer copy oci-archive:- REG`.
+    writer = subprocess.Popen(
+        [*cli, "copy", f"{a.host}/lib/app:1.0", "oci-archive:-:v1", "--insecure-registry", a.host],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    tee = tmp_path / "seen.tar"
+    reader = subprocess.run(
+        [*cli, "copy", "oci-archive:-", f"{b.host}/piped/app:v1", "--insecure-registry", b.host],
+        stdin=writer.stdout,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert writer.stdout is not None
+    writer.stdout.close()
+    _, werr = writer.communicate(timeout=60)
+    assert writer.returncode == 0, werr
+    assert reader.returncode == 0, reader.stderr
+    assert "copied" in werr.decode()  # the summary went to stderr, not into the archive
+    assert fetch_manifest(b, "piped/app", "v1")[2] == src.index_digest
+    # The same stream written to a file is an archive skopeo reads.
+    with tee.open("wb") as out:
+        subprocess.run(
+            [*cli, "copy", f"{a.host}/lib/app:1.0", "oci-archive:-:v1", "--insecure-registry", a.host],
+            stdout=out,
+            check=True,
+            timeout=120,
+        )
+    assert skopeo_raw(f"oci-archive:{tee}:v1") == src.index_bytes

@@ -22,6 +22,7 @@ from docker_transfer.engine.blobs import BlobTracker
 from docker_transfer.engine.check import destination_state, source_digest
 from docker_transfer.engine.copy import Copier, CopyResult
 from docker_transfer.errors import UsageError
+from docker_transfer.layout.names import parse_location
 from docker_transfer.manifest import platforms_of
 from docker_transfer.plan import is_unchanged
 from docker_transfer.platform import Platform, parse_platform
@@ -139,7 +140,7 @@ def _layout(
     platforms = [parse_platform(a) for a in arches] or None
     transport = build_transport(insecure, ca_cert, read_timeout)
     result = layout_copy(source, destination, platforms, extra_tags, transport, concurrency, verbose, as_json)
-    to_stderr = destination.endswith(":-") or ":-:" in destination
+    to_stderr = parse_location(destination, default_tag=None).is_stdio
     if as_json:
         click.echo(json.dumps(_as_dict(result), indent=2), err=to_stderr)
     else:

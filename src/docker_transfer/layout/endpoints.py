@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from docker_transfer.engine.blobs import _source_chunks
-from docker_transfer.errors import LayoutError, UsageError
-from docker_transfer.layout.files import DirectoryFiles, TarFiles
+from docker_transfer.errors import LayoutError
+from docker_transfer.layout.files import DirectoryFiles, TarFiles, spool_stdin
 from docker_transfer.layout.names import Location
 from docker_transfer.layout.readers import DockerArchiveReader, OciReader
 from docker_transfer.layout.writers import ArchiveWriter, OciDirWriter
@@ -168,14 +168,9 @@ def open_source(location: Location, client: RegistryClient | None) -> ImageSourc
     if location.reference is not None:
         assert client is not None
         return RegistrySource(client, location.reference)
-    if location.is_stdio:
-        raise UsageError(
-            f"{location.transport}:- as a source: reading an archive needs random access; "
-            "save it to a file first (e.g. ssh host 'cat x.tar' > x.tar)"
-        )
     if location.transport == "oci":
         return OciReader(DirectoryFiles(location.path), location.ref_name)
-    files = TarFiles(location.path)
+    files = TarFiles(location.path, spool_stdin() if location.is_stdio else None)
     if location.transport == "oci-archive":
         return OciReader(files, location.ref_name)
     return DockerArchiveReader(files, location.repo_tag)
