@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +220,42 @@ def test_source_layout_without_index_is_a_clear_error(
     assert code == 1
     assert "no index.json" in err
     assert not [e for e in acr.requests() if e.method in ("PUT", "POST", "PATCH")]
+
+
+def test_kill_9_mid_write_leaves_the_previous_index_valid(
+    registry_factory: RegistryFactory, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    hub = registry_factory()
+    push_image(hub.url, "lib/small", "1", platforms=["linux/amd64"])
+    entries = [
+        {"source": f"{hub.host}/lib/small:1", "target": "small", "tags": ["1"], "architectures": ["amd64"]}
+    ]
+    config = tmp_path / "images.json"
+    config.write_text(json.dumps(entries))
+    layout = tmp_path / "carry"
+    flags = ["--config", str(config), "--insecure-registry", hub.host, "-q"]
+    assert run(capsys, "sync", "--target", f"oci:{layout}", *flags)[0] == 0
+    index_before = (layout / "index.json").read_bytes()
+    # A second, large image: killed while its blobs stream in.
+    push_image(
+        hub.url, "lib/big", "1", platforms=["linux/amd64"], layers_per_platform=4, layer_size=4 * 1024 * 1024
+    )
+    entries.append(
+        {"source": f"{hub.host}/lib/big:1", "target": "big", "tags": ["1"], "architectures": ["amd64"]}
+    )
+    config.write_text(json.dumps(entries))
+    cmd = [sys.executable, "-m", "docker_transfer", "sync", "--target", f"oci:{layout}", *flags]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    blobs = layout / "blobs" / "sha256"
+    start = len(list(blobs.iterdir()))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(blobs.iterdir())) <= start + 1 and proc.poll() is None:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert (layout / "index.json").read_bytes() == index_before
+    assert json.loads(skopeo("inspect", f"oci:{layout}:small:1"))["Architecture"] == "amd64"
+    # The next run completes the layout.
+    assert run(capsys, "sync", "--target", f"oci:{layout}", *flags)[0] == 0
+    assert set(names(layout)) == {"small:1", "big:1"}

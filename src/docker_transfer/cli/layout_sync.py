@@ -23,6 +23,7 @@ from docker_transfer.layout.readers import OciReader
 from docker_transfer.layout.writers import OciDirWriter
 from docker_transfer.plan import Job, Target, plan_jobs
 from docker_transfer.reference import Reference
+from docker_transfer.registry.credentials import Credential
 from docker_transfer.registry.transport import TransportOptions
 from docker_transfer.report import Report, render_table
 from docker_transfer.shard import Shard
@@ -61,11 +62,19 @@ def run_layout_sync(
     verbose: int,
 ) -> int:
     """Run the layout sync, print the table, write the report; the exit code as ``sync`` has it."""
-    from docker_transfer.cli.sync import _events, write_report  # noqa: PLC0415 - cli.sync imports us
+    from docker_transfer.cli.sync import (  # noqa: PLC0415 - cli.sync imports this module
+        _events,
+        target_credential,
+        write_report,
+    )
 
     if shard is not None:
         jobs = shard.select(jobs, key=lambda job: job.entry.target)
-    client, store = build_client(transport)
+    explicit: dict[str, Credential] = {}
+    credential = target_credential() if into is None else None
+    if credential is not None and jobs:
+        explicit[jobs[0].destination.api_host] = credential
+    client, store = build_client(transport, explicit)
     setup_logging(verbose)
 
     def redact_text(text: str) -> str:
