@@ -259,3 +259,25 @@ def test_kill_9_mid_write_leaves_the_previous_index_valid(
     # The next run completes the layout.
     assert run(capsys, "sync", "--target", f"oci:{layout}", *flags)[0] == 0
     assert set(names(layout)) == {"small:1", "big:1"}
+
+
+def test_dry_run_into_a_new_layout_creates_nothing(
+    seeded: tuple[LocalRegistry, Path, dict[str, Any]], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    hub, config, _ = seeded
+    layout = tmp_path / "carry"
+    code, out, err = run(
+        capsys,
+        "sync",
+        "--target",
+        f"oci:{layout}",
+        "--config",
+        str(config),
+        "--dry-run",
+        "--insecure-registry",
+        hub.host,
+        "-q",
+    )
+    assert code == 0, out + err
+    assert out.count("planned") >= 3
+    assert not layout.exists()

@@ -61,12 +61,11 @@ class LayoutSyncer:
 
     async def to_layout(self, jobs: Sequence[Job], writer: OciDirWriter, report: Report) -> Report:
         """Copy every job's source into ``writer``'s layout; the index is replaced once at the end."""
-        reader = OciReader(DirectoryFiles(writer.name), None)
 
         async def check(job: Job) -> Check:
             digest = await source_digest(self.client, job.entry.source)
             before = {tag: writer.index.lookup(layout_name(job, tag)) for tag in job.all_tags}
-            return digest, before, await _held(reader, {before[t] for t in job.tags})
+            return digest, before, await _held(writer.name, {before[t] for t in job.tags})
 
         async def copy(job: Job, checked: Check, progress: Callable[[int], None]) -> CopyResult:
             source = RegistrySource(self.client, job.entry.source.with_digest(checked[0]))
@@ -188,14 +187,14 @@ class LayoutSyncer:
         return results
 
 
-async def _held(reader: OciReader, digests: set[str | None]) -> Manifest | None:
+async def _held(layout: str, digests: set[str | None]) -> Manifest | None:
     """The manifest every index name shares, read from the layout (``None`` if they differ or are absent)."""
     if len(digests) != 1 or None in digests:
         return None
     (digest,) = digests
     assert digest is not None
     try:
-        return await reader.manifest(digest)
+        return await OciReader(DirectoryFiles(layout), None).manifest(digest)
     except DockerTransferError:
         return None  # a damaged or missing blob: copy again
 

@@ -104,7 +104,7 @@ class OciDirWriter:
         self._written: list[Path] = []
         old: Manifest | None = None
         if self._created:
-            self.root.mkdir(parents=True)
+            pass  # made by the first write, so a dry run or a refused copy leaves no trace
         elif not self.root.is_dir():
             raise LayoutError(f"{root}: exists and is not a directory", path=root)
         elif (self.root / INDEX_FILE).exists():
@@ -115,6 +115,10 @@ class OciDirWriter:
             )
         self.index = IndexEdits(old)
         self._real = self.root.resolve()
+
+    def _make_root(self) -> None:
+        if self._created and not self.root.exists():
+            self.root.mkdir(parents=True)
 
     def _path(self, digest: str) -> Path:
         path = self.root / blob_path(digest)
@@ -130,6 +134,7 @@ class OciDirWriter:
     async def put_blob(self, digest: str, size: int, chunks: Opener, progress: ProgressHook | None) -> None:
         """Stream a blob into a temporary file; rename it into place once verified."""
         path = self._path(digest)
+        self._make_root()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".tmp-{path.name[:16]}-{secrets.token_hex(4)}")
         try:
@@ -155,6 +160,7 @@ class OciDirWriter:
 
     async def commit(self) -> None:
         """Write ``oci-layout`` if missing, then replace ``index.json`` atomically, last."""
+        self._make_root()
         layout = self.root / OCI_LAYOUT_FILE
         if not layout.exists():
             _atomic_write(layout, OCI_LAYOUT_CONTENT)
