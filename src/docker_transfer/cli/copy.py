@@ -17,12 +17,10 @@ from docker_transfer.cli.common import (
     setup_logging,
     transport_options,
 )
-from docker_transfer.cli.layout import echo_result, is_layout_copy, layout_copy
 from docker_transfer.engine.blobs import BlobTracker
 from docker_transfer.engine.check import destination_state, source_digest
 from docker_transfer.engine.copy import Copier, CopyResult
 from docker_transfer.errors import UsageError
-from docker_transfer.layout.names import parse_location
 from docker_transfer.manifest import platforms_of
 from docker_transfer.plan import is_unchanged
 from docker_transfer.platform import Platform, parse_platform
@@ -89,7 +87,7 @@ def copy_command(
     """
     if all_platforms and arches:
         raise click.UsageError("--all and --arch are mutually exclusive")
-    if is_layout_copy(source, destination):
+    if _names_a_layout(source, destination):
         _layout(
             source,
             destination,
@@ -124,6 +122,16 @@ def copy_command(
     )
 
 
+def _names_a_layout(source: str, destination: str) -> bool:
+    """Either side starts with a layout or archive transport (checked in full by cli/layout.py)."""
+    prefixes = ("oci:", "oci-archive:", "docker-archive:")
+    if not any(text.lower().startswith(prefixes) for text in (source, destination)):
+        return False  # the common case imports nothing more
+    from docker_transfer.cli.layout import is_layout_copy  # noqa: PLC0415 - only for layout copies
+
+    return is_layout_copy(source, destination)
+
+
 def _layout(
     source: str,
     destination: str,
@@ -137,6 +145,9 @@ def _layout(
     as_json: bool,
 ) -> None:
     """An OCI layout or archive on either side (cli/layout.py)."""
+    from docker_transfer.cli.layout import echo_result, layout_copy  # noqa: PLC0415
+    from docker_transfer.layout.names import parse_location  # noqa: PLC0415
+
     platforms = [parse_platform(a) for a in arches] or None
     transport = build_transport(insecure, ca_cert, read_timeout)
     result = layout_copy(source, destination, platforms, extra_tags, transport, concurrency, verbose, as_json)
