@@ -278,3 +278,24 @@ def test_archive_through_a_pipe_stdout_to_stdin(
             timeout=120,
         )
     assert skopeo_raw(f"oci-archive:{tee}:v1") == src.index_bytes
+
+
+def test_copy_into_an_existing_layout_adds_and_a_repeat_writes_nothing(
+    registry: LocalRegistry, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    one = push_image(registry.url, "lib/one", "1", platforms=["linux/amd64"])
+    two = push_single(registry.url, "lib/two", "2")
+    layout = tmp_path / "layout"
+    for ref in (f"{registry.host}/lib/one:1", f"{registry.host}/lib/two:2"):
+        code, _, err = run_cli(capsys, "copy", ref, f"oci:{layout}", *insecure(registry))
+        assert code == 0, err
+    doc = index_of(layout)
+    named = {m["annotations"][REF_NAME]: m["digest"] for m in doc["manifests"]}  # type: ignore[attr-defined]
+    assert named == {"1": one.index_digest, "2": two.digest}
+    stamp = {p: p.stat().st_mtime_ns for p in layout.rglob("*")}
+    code, out, err = run_cli(
+        capsys, "copy", f"{registry.host}/lib/two:2", f"oci:{layout}", *insecure(registry)
+    )
+    assert code == 0, err
+    assert "0 written" in out
+    assert {p: p.stat().st_mtime_ns for p in layout.rglob("*")} == stamp

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 import os
@@ -10,15 +12,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devtools.registry import LocalRegistry
 from docker_transfer.cli import main
-from docker_transfer.errors import InvalidReferenceError, LayoutError
+from docker_transfer.errors import DockerTransferError, InvalidReferenceError, LayoutError
 from docker_transfer.layout import tarfmt
+from docker_transfer.layout.files import TarFiles
 from docker_transfer.layout.names import blob_path, parse_location, safe_member
+from docker_transfer.layout.readers import OciReader
 from docker_transfer.manifest import OCI_MANIFEST, sha256_digest
+from docker_transfer.registry.upload import VerifiedStream
 
 
 def make_layout(root: Path, *, layer: bytes = b"layer-bytes" * 100) -> dict[str, bytes]:
@@ -232,3 +237,41 @@ def test_safe_member_never_escapes(name: str) -> None:
     assert not normal.startswith("/")
     assert ".." not in normal.split("/")
     assert "\x00" not in normal
+
+
+def _archive_bytes(tmp: Path) -> bytes:
+    src = tmp / "src"
+    if not src.exists():
+        make_layout(src)
+    archive = tmp / "good.tar"
+    if not archive.exists():
+        files = {p.relative_to(src).as_posix(): p.read_bytes() for p in sorted(src.rglob("*")) if p.is_file()}
+        make_tar(archive, files)
+    return archive.read_bytes()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_archives_fail_with_our_errors_only(tmp_path: Path, data: st.DataObject) -> None:
+    """Random truncations and byte changes: either the image reads back whole, or a DockerTransferError."""
+    good = _archive_bytes(tmp_path)
+    damaged = bytearray(good[: data.draw(st.integers(0, len(good)), label="cut")])
+    for _ in range(data.draw(st.integers(0, 4), label="flips")):
+        if damaged:
+            at = data.draw(st.integers(0, len(damaged) - 1))
+            damaged[at] = data.draw(st.integers(0, 255))
+    path = tmp_path / "damaged.tar"
+    path.write_bytes(bytes(damaged))
+
+    async def read_all_blobs() -> None:
+        reader = OciReader(TarFiles(str(path)), None)
+        try:
+            top = await reader.top()
+            for blob in top.blobs:
+                async for _ in VerifiedStream(reader.blob_chunks(blob), blob.digest, blob.size, None):
+                    pass
+        finally:
+            await reader.close()
+
+    with contextlib.suppress(DockerTransferError):
+        asyncio.run(read_all_blobs())

@@ -159,12 +159,14 @@ class OciDirWriter:
         self.index.set(ref_name, manifest.digest, len(manifest.data), manifest.media_type)
 
     async def commit(self) -> None:
-        """Write ``oci-layout`` if missing, then replace ``index.json`` atomically, last."""
+        """Write ``oci-layout`` if missing, then replace ``index.json`` atomically, last (if it changed)."""
         self._make_root()
         layout = self.root / OCI_LAYOUT_FILE
         if not layout.exists():
             _atomic_write(layout, OCI_LAYOUT_CONTENT)
-        _atomic_write(self.root / INDEX_FILE, self.index.render())
+        index = self.root / INDEX_FILE
+        if self.index.changed() or not index.exists():
+            _atomic_write(index, self.index.render())
 
     async def abort(self) -> None:
         """Remove what this run wrote (the whole directory if this run created it)."""
