@@ -299,3 +299,55 @@ def test_copy_into_an_existing_layout_adds_and_a_repeat_writes_nothing(
     assert code == 0, err
     assert "0 written" in out
     assert {p: p.stat().st_mtime_ns for p in layout.rglob("*")} == stamp
+
+
+def _copy_from_stdin(
+    data: bytes, src: str, dest: str, reg: LocalRegistry
+) -> subprocess.CompletedProcess[bytes]:
+    cmd = [sys.executable, "-m", "docker_transfer", "copy", src, dest, "--insecure-registry", reg.host]
+    return subprocess.run(cmd, input=data, capture_output=True, timeout=120, check=False)
+
+
+def test_stdin_is_read_in_one_pass_when_the_order_allows(
+    two_registries: tuple[LocalRegistry, LocalRegistry], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    a, b = two_registries
+    src = push_image(a.url, "lib/app", "1.0", platforms=["linux/amd64", "linux/arm64/v8"], layer_size=6 << 20)
+    ours = tmp_path / "ours.tar"
+    docker = tmp_path / "docker.tar"
+    assert run_cli(capsys, "copy", f"{a.host}/lib/app:1.0", f"oci-archive:{ours}:v1", *insecure(a))[0] == 0
+    args = (f"{a.host}/lib/app:1.0", f"docker-archive:{docker}:app:1", "--arch", "arm64", *insecure(a))
+    assert run_cli(capsys, "copy", *args)[0] == 0
+    # Ours: index and manifests first, then blobs in the order a reader asks for them.
+    with tarfile.open(ours) as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert names.index("index.json") < min(i for i, m in enumerate(members) if m.size > 1 << 20)
+    done = _copy_from_stdin(ours.read_bytes(), "oci-archive:-", f"{b.host}/piped/app:v1", b)
+    assert done.returncode == 0, done.stderr
+    assert fetch_manifest(b, "piped/app", "v1")[2] == src.index_digest
+    done = _copy_from_stdin(docker.read_bytes(), "docker-archive:-", f"{b.host}/piped/docker:1", b)
+    assert done.returncode == 0, done.stderr
+    assert fetch_manifest(b, "piped/docker", "1")[2] == src.children["linux/arm64/v8"].digest
+    # Cut short: a clear error and no manifest written.
+    mark = b.mark()
+    cut = ours.read_bytes()[: ours.stat().st_size - (3 << 20)]
+    done = _copy_from_stdin(cut, "oci-archive:-", f"{b.host}/cut/app:v1", b)
+    assert done.returncode == 1
+    assert b"truncated" in done.stderr and b"internal error" not in done.stderr
+    assert b.count("PUT", r"/manifests/", since=mark) == 0
+
+
+def test_stdin_archive_with_index_after_blobs_is_refused(
+    two_registries: tuple[LocalRegistry, LocalRegistry], tmp_path: Path
+) -> None:
+    a, b = two_registries
+    push_image(a.url, "lib/app", "1.0", platforms=["linux/amd64"], layer_size=6 << 20)
+    theirs = tmp_path / "theirs.tar"
+    skopeo(
+        "copy", "--all", "--src-tls-verify=false", f"docker://{a.host}/lib/app:1.0", f"oci-archive:{theirs}:x"
+    )
+    done = _copy_from_stdin(theirs.read_bytes(), "oci-archive:-", f"{b.host}/x/app:x", b)
+    assert done.returncode == 1
+    assert b"needs random access; save it to a file" in done.stderr
+    assert not [e for e in b.requests() if e.method in ("PUT", "POST", "PATCH")]

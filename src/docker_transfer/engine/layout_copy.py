@@ -163,19 +163,30 @@ async def push(
 
         return work
 
+    async def manifests_and_names() -> None:
+        for child in image.children:
+            await destination.put_manifest(child.digest, child.data, child.media_type)
+        top = image.top
+        await destination.put_manifest(top.digest, top.data, top.media_type)
+        identifiers: list[str | None] = [*names] or [None]
+        for name in identifiers:
+            await destination.tag(name, top)
+        for name, platform in arch_names:
+            single = image.child_for(platform)
+            if single is not None:
+                await destination.tag(name, single)
+
+    if destination.metadata_first:
+        # An archive: nothing is visible before commit, and a pipe reader needs the index first.
+        await manifests_and_names()
     blobs = image.blobs
-    written = await _all_or_nothing([blob_work(b) for b in blobs], destination.concurrency)
-    for child in image.children:
-        await destination.put_manifest(child.digest, child.data, child.media_type)
+    # A one-pass source (stdin) hands out blobs in archive order, which is this order: one at a time.
+    limit = 1 if source.sequential else destination.concurrency
+    written = await _all_or_nothing([blob_work(b) for b in blobs], limit)
+    if not destination.metadata_first:
+        # Everywhere else names come last: a name never points at an image with a blob missing.
+        await manifests_and_names()
     top = image.top
-    await destination.put_manifest(top.digest, top.data, top.media_type)
-    identifiers: list[str | None] = [*names] or [None]
-    for name in identifiers:
-        await destination.tag(name, top)
-    for name, platform in arch_names:
-        single = image.child_for(platform)
-        if single is not None:
-            await destination.tag(name, single)
     uploaded = [b for b, w in zip(blobs, written, strict=True) if w]
     return CopyResult(
         source=image.source,

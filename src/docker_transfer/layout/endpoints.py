@@ -10,14 +10,16 @@ does not go through here.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from docker_transfer.engine.blobs import _source_chunks
 from docker_transfer.errors import LayoutError
-from docker_transfer.layout.files import DirectoryFiles, TarFiles, spool_stdin
+from docker_transfer.layout.files import DirectoryFiles, LayoutFiles, TarFiles
 from docker_transfer.layout.names import Location
 from docker_transfer.layout.readers import DockerArchiveReader, OciReader
+from docker_transfer.layout.stream import StreamFiles
 from docker_transfer.layout.writers import ArchiveWriter, OciDirWriter
 from docker_transfer.manifest import Descriptor, Manifest
 from docker_transfer.reference import Reference
@@ -34,6 +36,8 @@ class ImageSource(Protocol):
     """Where an image is read from."""
 
     name: str
+    sequential: bool
+    """True for a one-pass stream (stdin): blobs are read in order, one at a time."""
 
     async def top(self) -> Manifest:
         """The manifest (index or image) the location names."""
@@ -58,6 +62,8 @@ class ImageDestination(Protocol):
     concurrency: int
     single_image: bool
     """True for ``docker-archive``: one image manifest, no index."""
+    metadata_first: bool
+    """Write manifests and names before blobs (archives: so a pipe can be read in one pass)."""
 
     async def has_blob(self, digest: str, size: int) -> bool:
         """True when the destination already holds the blob."""
@@ -80,6 +86,8 @@ class ImageDestination(Protocol):
 
 class RegistrySource:
     """A registry image through the existing verbs, with their retries and Range resume."""
+
+    sequential = False
 
     def __init__(self, client: RegistryClient, ref: Reference) -> None:
         self.client = client
@@ -114,6 +122,8 @@ class RegistryDestination:
     """A registry repository through the existing verbs; blobs are uploaded in one PUT or PATCHes."""
 
     single_image = False
+    metadata_first = False
+    """Tags must never point at an image whose blobs are not all there."""
 
     def __init__(self, client: RegistryClient, ref: Reference, concurrency: int = 8) -> None:
         self.client = client
@@ -170,7 +180,7 @@ def open_source(location: Location, client: RegistryClient | None) -> ImageSourc
         return RegistrySource(client, location.reference)
     if location.transport == "oci":
         return OciReader(DirectoryFiles(location.path), location.ref_name)
-    files = TarFiles(location.path, spool_stdin() if location.is_stdio else None)
+    files: LayoutFiles = StreamFiles(sys.stdin.buffer) if location.is_stdio else TarFiles(location.path)
     if location.transport == "oci-archive":
         return OciReader(files, location.ref_name)
     return DockerArchiveReader(files, location.repo_tag)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-import sys
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,8 @@ class LayoutFiles(Protocol):
     """The files of a layout, by relative name."""
 
     where: str
+    sequential: bool
+    """True for a one-pass stream: blobs must be read in archive order, one at a time."""
 
     def size(self, name: str) -> int | None:
         """Size in bytes of ``name``, or ``None`` when absent."""
@@ -53,6 +53,8 @@ def read_all(files: LayoutFiles, name: str, limit: int) -> bytes:
 
 class DirectoryFiles:
     """A layout directory on disk."""
+
+    sequential = False
 
     def __init__(self, root: str) -> None:
         self.where = root
@@ -96,30 +98,15 @@ class _Member:
     size: int
 
 
-def spool_stdin() -> BinaryIO:
-    """Copy stdin into an anonymous temporary file (in ``$TMPDIR``) and return it, rewound.
-
-    Reading an archive needs random access (its index may come after its blobs),
-    which a pipe cannot give; the copy goes to disk in 1 MiB chunks, never to memory.
-    """
-    spool = tempfile.TemporaryFile(prefix="docker-transfer-stdin-")  # noqa: SIM115 - returned open
-    try:
-        while chunk := sys.stdin.buffer.read(CHUNK):
-            spool.write(chunk)
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    return spool
-
-
 class TarFiles:
     """The members of a seekable tar file, indexed by a scan of its headers."""
 
-    def __init__(self, path: str, handle: BinaryIO | None = None) -> None:
-        self.where = "stdin" if handle is not None else path
+    sequential = False
+
+    def __init__(self, path: str) -> None:
+        self.where = path
         try:
-            self._handle: BinaryIO = handle or open(path, "rb")  # noqa: SIM115 - held until close()
+            self._handle: BinaryIO = open(path, "rb")  # noqa: SIM115 - held until close()
         except OSError as exc:
             raise LayoutError(f"{path}: cannot open the archive: {exc.strerror or exc}", path=path) from None
         try:

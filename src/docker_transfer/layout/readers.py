@@ -79,6 +79,7 @@ class OciReader:
         self.files = files
         self.ref_name = ref_name
         self.name = files.where
+        self.sequential = files.sequential
         self._index: Manifest | None = None
 
     def index(self) -> Manifest:
@@ -158,6 +159,7 @@ class DockerArchiveReader:
         self.files = files
         self.repo_tag = repo_tag
         self.name = files.where
+        self.sequential = files.sequential
         self._blobs: dict[str, str] = {}
 
     def _entry(self) -> dict[str, Any]:

@@ -96,6 +96,7 @@ class OciDirWriter:
 
     concurrency = 8
     single_image = False
+    metadata_first = False
 
     def __init__(self, root: str) -> None:
         self.name = root
@@ -207,6 +208,8 @@ class ArchiveWriter:
 
     concurrency = 1
     """Members follow one another in a tar: blobs are written one at a time."""
+    metadata_first = True
+    """Manifests, ``index.json`` and ``manifest.json`` precede the blobs, so a pipe reads it in one pass."""
 
     def __init__(
         self, path: str, kind: Literal["oci-archive", "docker-archive"], repo_tag: Reference | None = None
@@ -219,6 +222,7 @@ class ArchiveWriter:
         self._written: set[str] = set()
         self._tagged: list[Manifest] = []
         self._tmp: Path | None = None
+        self._meta_written = False
         self._out: BinaryIO
         if path == STDIO:
             self._out = sys.stdout.buffer
@@ -240,6 +244,7 @@ class ArchiveWriter:
 
     async def put_blob(self, digest: str, size: int, chunks: Opener, progress: ProgressHook | None) -> None:
         """Write one member: header (size from the descriptor), verified bytes, padding."""
+        self._write_meta()
         self._out.write(tarfmt.file_header(blob_path(digest), size))
         async for chunk in VerifiedStream(chunks(), digest, size, progress):
             self._out.write(chunk)
@@ -249,7 +254,8 @@ class ArchiveWriter:
     async def put_manifest(self, digest: str, data: bytes, media_type: str) -> None:
         """Write a manifest blob once."""
         if digest not in self._written:
-            await self.put_blob(digest, len(data), lambda: _once(data), None)
+            self._out.write(tarfmt.member(blob_path(digest), data))
+            self._written.add(digest)
 
     async def tag(self, ref_name: str | None, manifest: Manifest) -> None:
         """Name ``manifest`` in the archive's index (and ``manifest.json`` for docker-archive)."""
@@ -257,17 +263,24 @@ class ArchiveWriter:
         self._tagged.append(manifest)
 
     async def commit(self) -> None:
-        """Write the index (and Docker's files), end the archive, and move it into place."""
-        self._out.write(tarfmt.member(INDEX_FILE, self.index.render()))
-        if self.kind == "docker-archive":
-            for name, data in self._docker_files():
-                self._out.write(tarfmt.member(name, data))
+        """End the archive and move it into place."""
+        self._write_meta()
         self._out.write(tarfmt.END_OF_ARCHIVE)
         self._out.flush()
         if self._tmp is not None:
             os.fsync(self._out.fileno())
             self._out.close()
             self._tmp.replace(self.name)
+
+    def _write_meta(self) -> None:
+        """``index.json`` (and Docker's files) once, after the manifests and before the first blob."""
+        if self._meta_written:
+            return
+        self._meta_written = True
+        self._out.write(tarfmt.member(INDEX_FILE, self.index.render()))
+        if self.kind == "docker-archive":
+            for name, data in self._docker_files():
+                self._out.write(tarfmt.member(name, data))
 
     def _docker_files(self) -> list[tuple[str, bytes]]:
         image = self._tagged[-1]
