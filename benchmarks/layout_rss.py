@@ -5,7 +5,7 @@ in 1 MiB chunks so this script stays small too), then times and measures (``wait
 ``docker-transfer copy`` for each direction through a local docker-registry:
 
     layout -> registry, registry -> oci-archive file, registry -> oci-archive on stdout,
-    oci-archive file -> registry, registry -> oci layout
+    oci-archive file -> registry, oci-archive on stdin -> registry, registry -> oci layout
 
 Run: ``.venv/bin/python -m benchmarks.layout_rss --size 2G`` (needs ~4x the size in free disk).
 """
@@ -75,11 +75,12 @@ def make_layout(root: Path, total: int, layers: int) -> None:
     (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
 
 
-def measure(label: str, argv: list[str], stdout: int | None = None) -> tuple[str, float, float]:
-    """Run ``argv``; its wall time and peak RSS (MiB) from ``wait4``."""
+def measure(label: str, argv: list[str], stdin: Path | None = None) -> tuple[str, float, float]:
+    """Run ``argv`` (stdin from a file if given); its wall time and peak RSS (MiB) from ``wait4``."""
     started = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    with stdin.open("rb") if stdin else open(os.devnull, "rb") as source:
+        proc = subprocess.Popen(argv, stdin=source, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
     took = time.monotonic() - started
     if status != 0:
         assert proc.stderr is not None
@@ -117,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
                 measure(
                     "oci-archive:FILE -> registry",
                     [*cli, f"oci-archive:{archive}", f"{reg.host}/back/app:v1", *flags],
+                ),
+                measure(
+                    "oci-archive:- (stdin) -> registry",
+                    [*cli, "oci-archive:-", f"{reg.host}/piped/app:v1", *flags],
+                    stdin=archive,
                 ),
                 measure(
                     "registry -> oci:DIR", [*cli, f"{reg.host}/big/app:v1", f"oci:{work / 'copy'}", *flags]
