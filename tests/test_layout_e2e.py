@@ -219,6 +219,12 @@ def test_docker_archive_refuses_several_platforms(
     assert code == 2
     assert "pick one with --arch" in err and "oci-archive" in err
     assert not list(out.iterdir())  # nothing written, not even a temporary file
+    # Without FILE:REPO:TAG the archive names the source, as `docker save IMAGE` does.
+    args = ("copy", f"{registry.host}/lib/app:1.0", f"docker-archive:{archive}", "--arch", "amd64")
+    assert run_cli(capsys, *args, *insecure(registry))[0] == 0
+    with tarfile.open(archive) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    assert manifest[0]["RepoTags"] == [f"{registry.host}/lib/app:1.0"]
 
 
 def test_we_read_a_docker_archive_skopeo_wrote(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 import click
 
@@ -70,6 +71,9 @@ def layout_copy(
     if dest.is_stdio and sys.stdout.isatty():
         raise UsageError(f"{destination}: refusing to write an archive to a terminal; redirect stdout")
     names = names_for(src, dest, extra_tags)
+    if dest.transport == "docker-archive" and dest.repo_tag is None and src.reference and src.reference.tag:
+        # As `docker save IMAGE` does: the archive names the image it came from.
+        dest = replace(dest, repo_tag=src.reference.with_tag(src.reference.tag))
     setup_logging(verbose)
     return run_async(_run(src, dest, names, platforms, transport, concurrency))  # type: ignore[no-any-return]
 
