@@ -22,6 +22,7 @@ from docker_transfer.layout import tarfmt
 from docker_transfer.layout.files import TarFiles
 from docker_transfer.layout.names import blob_path, parse_location, safe_member
 from docker_transfer.layout.readers import OciReader
+from docker_transfer.layout.stream import StreamFiles
 from docker_transfer.manifest import OCI_MANIFEST, sha256_digest
 from docker_transfer.registry.upload import VerifiedStream
 
@@ -250,9 +251,12 @@ def _archive_bytes(tmp: Path) -> bytes:
     return archive.read_bytes()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.parametrize("stream", [False, True], ids=["file", "stdin"])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_damaged_archives_fail_with_our_errors_only(tmp_path: Path, data: st.DataObject) -> None:
+def test_damaged_archives_fail_with_our_errors_only(
+    tmp_path: Path, stream: bool, data: st.DataObject
+) -> None:
     """Random truncations and byte changes: either the image reads back whole, or a DockerTransferError."""
     good = _archive_bytes(tmp_path)
     damaged = bytearray(good[: data.draw(st.integers(0, len(good)), label="cut")])
@@ -264,7 +268,9 @@ def test_damaged_archives_fail_with_our_errors_only(tmp_path: Path, data: st.Dat
     path.write_bytes(bytes(damaged))
 
     async def read_all_blobs() -> None:
-        reader = OciReader(TarFiles(str(path)), None)
+        with path.open("rb") as handle:
+            files = StreamFiles(io.BytesIO(handle.read())) if stream else TarFiles(str(path))
+        reader = OciReader(files, None)
         try:
             top = await reader.top()
             for blob in top.blobs:
