@@ -199,6 +199,10 @@ def test_docker_archive_single_platform_loadable_format(
     assert repositories == {"app": {"1.0": layer_digests[-1][7:]}}
     # skopeo reads it; and docker-transfer loads it back with the original manifest digest.
     assert json.loads(skopeo("inspect", f"docker-archive:{archive}").stdout)["Architecture"] == "arm64"
+    skopeo("copy", "--dest-tls-verify=false", f"docker-archive:{archive}", f"docker://{b.host}/sk/app:1.0")
+    pushed = json.loads(fetch_manifest(b, "sk/app", "1.0")[1])
+    assert pushed["config"]["digest"] == config_digest
+    assert len(pushed["layers"]) == len(layer_digests)  # skopeo gzips the plain-tar layers on the way
     code, _, err = run_cli(
         capsys, "copy", f"docker-archive:{archive}", f"{b.host}/back/app:1.0", *insecure(b)
     )
