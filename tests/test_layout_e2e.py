@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -15,10 +17,12 @@ import pytest
 from devtools.images import push_image, push_single
 from devtools.registry import LocalRegistry
 from docker_transfer.cli import main
-from docker_transfer.manifest import ACCEPT_MANIFESTS, SOURCE_DIGEST_ANNOTATION
+from docker_transfer.manifest import ACCEPT_MANIFESTS, OCI_MANIFEST, SOURCE_DIGEST_ANNOTATION, sha256_digest
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LIST_ACCEPT = ", ".join(ACCEPT_MANIFESTS)
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -361,3 +365,59 @@ def test_stdin_archive_with_index_after_blobs_is_refused(
     assert done.returncode == 1
     assert b"needs random access; save it to a file" in done.stderr
     assert not [e for e in b.requests() if e.method in ("PUT", "POST", "PATCH")]
+
+
+def _real_image_layout(root: Path) -> None:
+    """A layout whose layer is a real tar (podman unpacks it), named v1."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b"hello from docker-transfer\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    layer = buf.getvalue()
+    rootfs = {"type": "layers", "diff_ids": [sha256_digest(layer)]}
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": rootfs}).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config), "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER, "digest": sha256_digest(layer), "size": len(layer)}],
+        }
+    ).encode()
+    (root / "blobs" / "sha256").mkdir(parents=True)
+    for blob in (layer, config, manifest):
+        (root / "blobs" / "sha256" / sha256_digest(blob)[7:]).write_bytes(blob)
+    entry = {"mediaType": OCI_MANIFEST, "digest": sha256_digest(manifest), "size": len(manifest)}
+    entry["annotations"] = {REF_NAME: "v1"}
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+
+
+def test_podman_loads_our_archives(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    if shutil.which("podman") is None:
+        pytest.skip("podman not installed (apt-get install podman)")
+    layout = tmp_path / "layout"
+    _real_image_layout(layout)
+    docker, oci = tmp_path / "d.tar", tmp_path / "o.tar"
+    assert (
+        run_cli(capsys, "copy", f"oci:{layout}:v1", f"docker-archive:{docker}:example.com/hello:v1")[0] == 0
+    )
+    assert run_cli(capsys, "copy", f"oci:{layout}:v1", f"oci-archive:{oci}:example.com/hello:oci")[0] == 0
+    # podman wants a short runroot; its own storage stays in this test's directories.
+    with tempfile.TemporaryDirectory(prefix="dt-podman-") as run:
+        podman = ["podman", "--root", str(tmp_path / "root"), "--runroot", run, "--storage-driver", "vfs"]
+        podman += ["--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+        for archive in (docker, oci):
+            done = subprocess.run(
+                [*podman, "load", "-i", str(archive)],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stderr
+        images = [*podman, "images", "--format", "{{.Repository}}:{{.Tag}}"]
+        listed = subprocess.run(images, check=True, capture_output=True, text=True, timeout=60)
+    assert {"example.com/hello:v1", "example.com/hello:oci"} <= set(listed.stdout.split())

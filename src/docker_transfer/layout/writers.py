@@ -259,6 +259,9 @@ class ArchiveWriter:
 
     async def tag(self, ref_name: str | None, manifest: Manifest) -> None:
         """Name ``manifest`` in the archive's index (and ``manifest.json`` for docker-archive)."""
+        if self.kind == "docker-archive" and self.repo_tag is not None:
+            # podman loads such an archive through index.json: the name there must be REPO:TAG.
+            ref_name = familiar(self.repo_tag)
         self.index.set(ref_name, manifest.digest, len(manifest.data), manifest.media_type)
         self._tagged.append(manifest)
 
