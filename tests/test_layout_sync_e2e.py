@@ -160,6 +160,12 @@ def test_sync_into_layout_incremental_then_back_into_a_registry(
     code, out, err = run(capsys, "sync", *back)
     assert code == 0, out + err
     assert not [e for e in acr.requests(mark) if e.method not in ("HEAD", "GET")]
+    # One image of the layout by hand: the tag comes from its target:tag name.
+    code, out, err = run(
+        capsys, "copy", f"oci:{layout}:nginx:stable", f"{acr.host}/one/nginx", "--insecure-registry", acr.host
+    )
+    assert code == 0, out + err
+    assert head(acr, "one/nginx", "stable") == named["nginx:stable"]
 
 
 def test_interrupted_write_leaves_previous_index(

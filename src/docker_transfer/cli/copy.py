@@ -84,6 +84,10 @@ def copy_command(
     children are byte-identical to the source's. Tags are written last. When
     the destination tags already hold what would be pushed, nothing is fetched
     from the source but a HEAD, and nothing is pushed (unless --force).
+
+    Either side may also be an OCI layout or archive: oci:DIR[:NAME],
+    oci-archive:FILE[:NAME], docker-archive:FILE[:REPO:TAG]; FILE - is
+    stdout/stdin (docs/air-gap.md).
     """
     if all_platforms and arches:
         raise click.UsageError("--all and --arch are mutually exclusive")

@@ -43,6 +43,9 @@ def names_for(src: Location, dest: Location, extra_tags: Sequence[str]) -> list[
         first = dest.ref_name
     if first is None and dest.transport != "docker-archive":
         inherited = src.reference.tag if src.reference is not None else src.ref_name
+        if inherited and dest.reference is not None and not TAG_RE.fullmatch(inherited):
+            # A layout name written by sync is target:tag; its tag is what a registry can take.
+            inherited = inherited.rpartition(":")[2]
         valid = TAG_RE.fullmatch if dest.reference is not None else is_ref_name
         if inherited and valid(inherited):
             first = inherited
