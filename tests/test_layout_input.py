@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devtools.images import push_image
 from devtools.registry import LocalRegistry
 from docker_transfer.cli import main
 from docker_transfer.errors import DockerTransferError, InvalidReferenceError, LayoutError
@@ -281,3 +282,19 @@ def test_damaged_archives_fail_with_our_errors_only(
 
     with contextlib.suppress(DockerTransferError):
         asyncio.run(read_all_blobs())
+
+
+def test_source_failing_mid_copy_leaves_no_archive_or_layout(
+    registry: LocalRegistry, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    src = push_image(registry.url, "lib/app", "1", platforms=["linux/amd64", "linux/arm64/v8"])
+    registry.blob_data_path(src.platform_blobs["linux/arm64/v8"][-1]).unlink()
+    out = tmp_path / "out"
+    out.mkdir()
+    flags = ("--insecure-registry", registry.host)
+    for dest in (f"oci-archive:{out / 'a.tar'}", f"docker-archive:{out / 'd.tar'}", f"oci:{out / 'layout'}"):
+        extra = ("--arch", "arm64") if dest.startswith("docker") else ()
+        code, err = copy(capsys, f"{registry.host}/lib/app:1", dest, *flags, *extra)
+        assert code == 1, dest
+        assert "internal error" not in err
+    assert not list(out.iterdir())
