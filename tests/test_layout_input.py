@@ -298,3 +298,13 @@ def test_source_failing_mid_copy_leaves_no_archive_or_layout(
         assert code == 1, dest
         assert "internal error" not in err
     assert not list(out.iterdir())
+
+
+@given(st.text(max_size=60))
+def test_parse_location_raises_only_reference_errors(text: str) -> None:
+    try:
+        location = parse_location(text)
+    except InvalidReferenceError:
+        return
+    if not location.is_registry:
+        assert location.path and ":" not in location.path  # the path ends at the first colon
