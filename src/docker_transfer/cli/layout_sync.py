@@ -43,7 +43,12 @@ def layout_jobs(config: Config) -> list[Job]:
     """One job per entry; the destination shown is ``oci/{target}`` (names are ``target:tag``)."""
     jobs = plan_jobs(config, Target(registry="oci", namespace="layout"))
     return [
-        replace(job, destination=Reference(registry="oci", repository=job.entry.target, tag=job.tags[0]))
+        replace(
+            job,
+            destination=Reference(
+                registry="oci", repository=job.entry.target, tag=job.tags[0] if job.tags else None
+            ),
+        )
         for job in jobs
     ]
 
@@ -68,6 +73,12 @@ def run_layout_sync(
         write_report,
     )
 
+    unlisted = sorted({job.entry.target for job in jobs if not job.tags})
+    if unlisted:
+        # Tags chosen from a source's tag list need that registry; a layout sync names its tags.
+        raise UsageError(
+            f"sync with a layout takes listed tags only; entries without them: {', '.join(unlisted)}"
+        )
     if shard is not None:
         jobs = shard.select(jobs, key=lambda job: job.entry.target)
     explicit: dict[str, Credential] = {}
