@@ -152,7 +152,8 @@ def _layout(
     from docker_transfer.cli.layout import echo_result, layout_copy  # noqa: PLC0415
     from docker_transfer.layout.names import parse_location  # noqa: PLC0415
 
-    platforms = [parse_platform(a) for a in arches] or None
+    names = [name.strip() for arch in arches for name in arch.split(",") if name.strip()]
+    platforms = [parse_platform(name) for name in names] or None
     transport = build_transport(insecure, ca_cert, read_timeout)
     result = layout_copy(source, destination, platforms, extra_tags, transport, concurrency, verbose, as_json)
     to_stderr = parse_location(destination, default_tag=None).is_stdio
