@@ -308,3 +308,15 @@ def test_parse_location_raises_only_reference_errors(text: str) -> None:
         return
     if not location.is_registry:
         assert location.path and ":" not in location.path  # the path ends at the first colon
+
+
+@pytest.mark.parametrize(
+    "body", [b"[" * 100_000, b"not json", b"{}", b"[]", b'[{"Config": 1, "Layers": []}]']
+)
+def test_bad_docker_manifest_json(capsys: pytest.CaptureFixture[str], tmp_path: Path, body: bytes) -> None:
+    archive = tmp_path / "d.tar"
+    make_tar(archive, {"manifest.json": body})
+    code, err = copy(capsys, f"docker-archive:{archive}", f"oci:{tmp_path / 'dest'}")
+    assert code == 1
+    assert "manifest.json" in err and "internal error" not in err
+    assert not (tmp_path / "dest").exists()

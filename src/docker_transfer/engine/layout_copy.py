@@ -110,7 +110,7 @@ async def image_platform(source: ImageSource, image: Manifest) -> Platform:
     data = await source.read_blob(config, MAX_CONFIG_BYTES)
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         doc = None
     if not isinstance(doc, dict):
         raise ManifestError(f"{source.name}: image config {config.digest} is not a JSON object")

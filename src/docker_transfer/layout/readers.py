@@ -167,7 +167,7 @@ class DockerArchiveReader:
             raise LayoutError(f"{self.name}: not a docker archive (no manifest.json)", path=self.name)
         try:
             doc = json.loads(read_all(self.files, DOCKER_MANIFEST_FILE, MAX_MANIFEST_BYTES))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             raise LayoutError(f"{self.name}: manifest.json is not JSON", path=self.name) from None
         if not isinstance(doc, list) or not all(isinstance(e, dict) for e in doc) or not doc:
             raise LayoutError(f"{self.name}: manifest.json is not a list of images", path=self.name)
