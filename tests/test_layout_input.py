@@ -320,3 +320,9 @@ def test_bad_docker_manifest_json(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert code == 1
     assert "manifest.json" in err and "internal error" not in err
     assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.parametrize("name", ["\\", "\\etc\\passwd", "C:\\x", "a/../../b", "/abs", "a\x00b"])
+def test_safe_member_examples(name: str) -> None:
+    with pytest.raises(LayoutError):
+        safe_member(name)

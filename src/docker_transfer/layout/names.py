@@ -138,9 +138,11 @@ def safe_member(name: str) -> str:
     """
     if "\x00" in name or not name:
         raise LayoutError(f"archive member {name!r} has an invalid name")
-    if name.startswith("/") or re.match(r"[A-Za-z]:[\\/]", name):
+    # Backslashes count as separators: an archive made on Windows may use them.
+    slashed = name.replace("\\", "/")
+    if slashed.startswith("/") or re.match(r"[A-Za-z]:/", slashed):
         raise LayoutError(f"archive member {name!r} is an absolute path")
-    parts = name.replace("\\", "/").split("/")
+    parts = slashed.split("/")
     if ".." in parts:
         raise LayoutError(f"archive member {name!r} points outside the archive ('..')")
     normal = posixpath.normpath("/".join(parts))
