@@ -244,7 +244,7 @@ def test_kill_9_mid_write_leaves_the_previous_index_valid(
     index_before = (layout / "index.json").read_bytes()
     # A second, large image: killed while its blobs stream in.
     push_image(
-        hub.url, "lib/big", "1", platforms=["linux/amd64"], layers_per_platform=4, layer_size=4 * 1024 * 1024
+        hub.url, "lib/big", "1", platforms=["linux/amd64"], layers_per_platform=8, layer_size=4 * 1024 * 1024
     )
     entries.append(
         {"source": f"{hub.host}/lib/big:1", "target": "big", "tags": ["1"], "architectures": ["amd64"]}
