@@ -227,3 +227,15 @@ class ImageTimeoutError(DockerTransferError):
         super().__init__(f"{reference}: timed out after {seconds:g}s")
         self.reference = reference
         self.seconds = seconds
+
+
+class LayoutError(DockerTransferError):
+    """An OCI layout or image archive that cannot be read or written safely.
+
+    A missing ``index.json``, a truncated tar, a member whose name or link points
+    outside the archive, or a layout that lacks what its index names.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path

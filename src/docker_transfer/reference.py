@@ -191,7 +191,9 @@ def _strip_transport(text: str) -> str:
     # "oci:5000/x" would be a registry called oci on port 5000, so a port is not a transport.
     if sep and head.lower() in _OTHER_TRANSPORTS and re.match(r"[0-9]+/", tail) is None:
         raise InvalidReferenceError(
-            text, f"transport '{head}:' is not supported; docker-transfer copies between registries only"
+            text,
+            f"transport '{head}:' is not supported here; only `copy` (oci:, oci-archive:, docker-archive:) "
+            "and `sync --target oci:DIR` / `--source-layout DIR` read or write layouts and archives",
         )
     return text
 

@@ -94,9 +94,27 @@ def copy_command(
     Destination credentials come from TARGET_USERNAME/TARGET_PASSWORD (or
     ALIYUN_USERNAME/ALIYUN_PASSWORD) as for sync, else from Docker's config,
     else from containers-auth.json (podman/skopeo login).
+
+    Either side may also be an OCI layout or archive: oci:DIR[:NAME],
+    oci-archive:FILE[:NAME], docker-archive:FILE[:REPO:TAG]; FILE - is
+    stdout/stdin (docs/air-gap.md).
     """
     if all_platforms and arches:
         raise click.UsageError("--all and --arch are mutually exclusive")
+    if _names_a_layout(source, destination):
+        _layout(
+            source,
+            destination,
+            arches,
+            extra_tags,
+            insecure,
+            ca_cert,
+            read_timeout,
+            concurrency,
+            verbose,
+            as_json,
+        )
+        return
     src = parse_reference(source)
     # "--arch amd64,arm64" as well as "--arch amd64 --arch arm64", as crane accepts for --platform.
     names = [name.strip() for arch in arches for name in arch.split(",") if name.strip()]
@@ -124,6 +142,43 @@ def copy_command(
         f"  blobs     {result.blobs_uploaded} uploaded ({human_size(result.bytes_copied)}), "
         f"{result.blobs_mounted} mounted, {result.blobs_present} already present; {result.duration_s:.1f}s"
     )
+
+
+def _names_a_layout(source: str, destination: str) -> bool:
+    """Either side starts with a layout or archive transport (checked in full by cli/layout.py)."""
+    prefixes = ("oci:", "oci-archive:", "docker-archive:")
+    if not any(text.lower().startswith(prefixes) for text in (source, destination)):
+        return False  # the common case imports nothing more
+    from docker_transfer.cli.layout import is_layout_copy  # noqa: PLC0415 - only for layout copies
+
+    return is_layout_copy(source, destination)
+
+
+def _layout(
+    source: str,
+    destination: str,
+    arches: tuple[str, ...],
+    extra_tags: tuple[str, ...],
+    insecure: tuple[str, ...],
+    ca_cert: str | None,
+    read_timeout: float,
+    concurrency: int,
+    verbose: int,
+    as_json: bool,
+) -> None:
+    """An OCI layout or archive on either side (cli/layout.py)."""
+    from docker_transfer.cli.layout import echo_result, layout_copy  # noqa: PLC0415
+    from docker_transfer.layout.names import parse_location  # noqa: PLC0415
+
+    names = [name.strip() for arch in arches for name in arch.split(",") if name.strip()]
+    platforms = [parse_platform(name) for name in names] or None
+    transport = build_transport(insecure, ca_cert, read_timeout)
+    result = layout_copy(source, destination, platforms, extra_tags, transport, concurrency, verbose, as_json)
+    to_stderr = parse_location(destination, default_tag=None).is_stdio
+    if as_json:
+        click.echo(json.dumps(_as_dict(result), indent=2), err=to_stderr)
+    else:
+        echo_result(result, to_stderr)
 
 
 async def _copy(

@@ -266,6 +266,17 @@ def _events(
     is_flag=True,
     help=f"Allow a target with '/' on an ACR personal-edition host (env {ALLOW_NESTED_VARIABLE}=1).",
 )
+@click.option(
+    "--target",
+    "layout_dir",
+    metavar="oci:DIR",
+    help="Write every image into one OCI layout instead of a registry (names: target:tag).",
+)
+@click.option(
+    "--source-layout",
+    metavar="DIR",
+    help="Read each entry's target:tag from this OCI layout instead of its source registry.",
+)
 @transport_options
 def sync_command(
     config_path: str,
@@ -284,6 +295,8 @@ def sync_command(
     attestations: AttestationMode,
     flatten: str | None,
     allow_nested: bool,
+    layout_dir: str | None,
+    source_layout: str | None,
     insecure: tuple[str, ...],
     ca_cert: str | None,
     read_timeout: float,
@@ -321,6 +334,8 @@ def sync_command(
         writable = report_path
         shard = parse_shard(shard_text) if shard_text is not None else None
         config = load_filtered(config_path, only, flatten)
+        if layout_dir is not None or source_layout is not None:
+            return _layout_sync(locals())
         target = resolve_target(target_registry, target_namespace, allow_nested=allow_nested)
         check_nested_targets(
             config.path, config.entries, target.registry, target.namespace, allowed=allow_nested
@@ -409,6 +424,41 @@ def _not_started(
     path = github.get("GITHUB_STEP_SUMMARY", "")
     if path:
         append_markdown(path, redact(render_summary(report, title=title), all_secrets()))
+
+
+def _layout_sync(flags: Mapping[str, Any]) -> int:
+    """``--target oci:DIR`` or ``--source-layout DIR`` (cli/layout_sync.py)."""
+    from docker_transfer.cli.layout_sync import layout_jobs, layout_target, run_layout_sync  # noqa: PLC0415
+
+    if flags["layout_dir"] is not None and flags["source_layout"] is not None:
+        raise UsageError(
+            "--target oci:DIR and --source-layout DIR are exclusive: one side must be a registry"
+        )
+    config: Config = flags["config"]
+    into = layout_target(flags["layout_dir"]) if flags["layout_dir"] is not None else None
+    if into is not None:
+        jobs = layout_jobs(config)
+    else:
+        jobs = plan_jobs(config, resolve_target(flags["target_registry"], flags["target_namespace"]))
+    options = SyncOptions(
+        concurrency=flags["concurrency"],
+        blob_concurrency=flags["blob_concurrency"],
+        image_timeout=parse_duration(flags["image_timeout"], "--image-timeout"),
+        run_timeout=parse_duration(flags["run_timeout"], "--timeout") if flags["run_timeout"] else None,
+        dry_run=flags["dry_run"],
+    )
+    return run_layout_sync(
+        config,
+        jobs,
+        into=into,
+        source_layout=flags["source_layout"],
+        options=options,
+        transport=build_transport(flags["insecure"], flags["ca_cert"], flags["read_timeout"]),
+        report_path=flags["report_path"],
+        shard=parse_shard(flags["shard_text"]) if flags["shard_text"] is not None else None,
+        quiet=flags["quiet"],
+        verbose=flags["verbose"],
+    )
 
 
 def _github_outputs(
