@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := docker-registry skopeo jq
+APT_PACKAGES := docker-registry skopeo jq podman
 
 .PHONY: setup system-deps venv demo test check lint typecheck bench clean
 
@@ -16,6 +16,7 @@ system-deps:
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
 	command -v skopeo >/dev/null || missing="$$missing skopeo"; \
 	command -v jq >/dev/null || missing="$$missing jq"; \
+	command -v podman >/dev/null || missing="$$missing podman"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \

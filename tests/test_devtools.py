@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tools import require_tool
 
 from devtools import DockerConfigFactory
 from devtools.headerserver import HeaderRecordingBlobServer, RedirectingProxy
@@ -37,8 +38,7 @@ TokenServerFactory = Callable[..., TokenServer]
 
 def skopeo_raw(ref: str, *extra: str) -> bytes:
     """``skopeo inspect --raw`` of a docker:// reference."""
-    if shutil.which("skopeo") is None:
-        pytest.skip("skopeo not installed (apt-get install skopeo)")
+    require_tool("skopeo")
     result = subprocess.run(
         ["skopeo", "inspect", "--raw", *extra, f"docker://{ref}"],
         capture_output=True,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tools import require_tool
 
 from devtools.images import push_image, push_single
 from devtools.registry import LocalRegistry
@@ -41,8 +41,7 @@ def fetch_manifest(reg: LocalRegistry, repo: str, ref: str) -> tuple[int, bytes,
 
 
 def skopeo(*args: str) -> subprocess.CompletedProcess[str]:
-    if shutil.which("skopeo") is None:
-        pytest.skip("skopeo not installed (apt-get install skopeo)")
+    require_tool("skopeo")
     return subprocess.run(
         ["skopeo", "--insecure-policy", *args], check=True, capture_output=True, text=True, timeout=120
     )
@@ -396,8 +395,7 @@ def _real_image_layout(root: Path) -> None:
 
 
 def test_podman_loads_our_archives(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    if shutil.which("podman") is None:
-        pytest.skip("podman not installed (apt-get install podman)")
+    require_tool("podman")
     layout = tmp_path / "layout"
     _real_image_layout(layout)
     docker, oci = tmp_path / "d.tar", tmp_path / "o.tar"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tools import require_tool
 
 from devtools.images import push_image, push_single
 from devtools.registry import LocalRegistry, RegistryFactory
@@ -25,8 +25,7 @@ ACCEPT = ", ".join(ACCEPT_MANIFESTS)
 
 
 def skopeo(*args: str) -> str:
-    if shutil.which("skopeo") is None:
-        pytest.skip("skopeo not installed (apt-get install skopeo)")
+    require_tool("skopeo")
     done = subprocess.run(
         ["skopeo", "--insecure-policy", *args], check=True, capture_output=True, text=True, timeout=120
     )
