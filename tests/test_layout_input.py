@@ -139,7 +139,7 @@ def test_dotdot_member_is_refused_and_nothing_lands_outside(
     make_tar(archive, files)
     code, err = copy(capsys, f"oci-archive:{archive}", f"oci:{tmp_path / 'work' / 'dest'}")
     assert code == 1
-    assert "outside the archive" in err
+    assert "outside the archive" in " ".join(err.split())  # the error line may wrap at 120 columns
     assert not list(tmp_path.rglob("evil"))
     assert not (tmp_path / "work" / "dest").exists()
 
@@ -157,7 +157,7 @@ def test_symlink_out_of_archive_is_refused(
     make_tar(archive, files, [link])
     code, err = copy(capsys, f"oci-archive:{archive}", f"oci:{tmp_path / 'dest'}")
     assert code == 1
-    assert "outside the archive" in err
+    assert "outside the archive" in " ".join(err.split())  # the error line may wrap at 120 columns
     assert not (tmp_path / "dest").exists()
 
 

@@ -40,7 +40,10 @@ def test_failures_are_listed_once_per_image_wrapped_at_word_boundaries() -> None
     error = f"src/app@{DIGEST}: platform(s) linux/s390x not in the source image " + "because " * 30
     for tag in ("latest", "stable"):
         report.add(TagResult("src/app:1", "reg/ns/app", tag, "failed", None, ["linux/amd64"], 0, 1.0, error))
-    text = render_table(report)
+    # a log (no terminal) gets one line per error, for grep
+    plain = render_table(report).split("Failures:\n", 1)[1].splitlines()
+    assert len(plain) == 2 and "platform(s) linux/s390x" in plain[1]
+    text = render_table(report, width=120)  # a terminal's width
     failures = text.split("Failures:\n", 1)[1].splitlines()
     assert failures[0] == "  reg/ns/app:latest,stable (from src/app:1):"
     assert sum("platform(s) linux/s390x" in line for line in failures) == 1  # once, not per tag
@@ -153,3 +156,15 @@ def test_connection_refused_is_said_at_once_and_says_it_retries() -> None:
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_only_a_terminal_gets_wrapped_text() -> None:
+    import io  # noqa: PLC0415
+
+    from docker_transfer.cli.common import human_width  # noqa: PLC0415
+
+    assert human_width(io.StringIO()) is None  # logs and pipes: one line per message
+    with open(os.devnull, "w") as devnull:
+        assert human_width(devnull) is None
+    long = "x " * 100
+    assert error_text(long).count("\n") == 0 and error_text(long, 80).count("\n") > 0

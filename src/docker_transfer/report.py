@@ -49,7 +49,8 @@ _SIZE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 _NO_SIZE = ("failed", "planned", "interrupted")
 _FULL_DIGEST = re.compile(r"\b(sha256:[0-9a-f]{12})[0-9a-f]{52}\b")
 TABLE_WIDTH = 120
-"""Failure messages in the table wrap at word boundaries to this many columns."""
+"""The widest a terminal's failure lines and error lines are wrapped to (at word boundaries)."""
+_NO_WRAP = 1 << 30
 
 
 def short_digests(text: str) -> str:
@@ -301,12 +302,13 @@ def merge_reports(reports: Sequence[Report], order: Sequence[tuple[str, str]] = 
     )
 
 
-def render_table(report: Report, width: int = TABLE_WIDTH) -> str:
+def render_table(report: Report, width: int | None = None) -> str:
     """A plain-text summary for people: one row per result, a totals line, then failures.
 
     Columns: TARGET:TAG, STATUS, PLATFORMS (``linux/`` left out), SIZE (bytes
     copied), TIME. Each image's error is listed once for all its failed tags,
-    digests shortened, wrapped at word boundaries to ``width``. No trailing newline.
+    digests shortened; with a ``width`` (a terminal's) wrapped at word boundaries
+    to it, without one a line per paragraph, as logs and ``grep`` want. No trailing newline.
     """
     header: tuple[str, ...] = ("TARGET:TAG", "STATUS", "PLATFORMS", "SIZE", "TIME")
     # Tags chosen by rules say which rule chose them, in a last column that exists only then.
@@ -362,7 +364,7 @@ def short_platform(name: str) -> str:
     return name.removeprefix("linux/")
 
 
-def _failure_lines(failed: Sequence[TagResult], width: int) -> list[str]:
+def _failure_lines(failed: Sequence[TagResult], width: int | None) -> list[str]:
     # One entry per image and error: its tags share one line instead of repeating the message.
     grouped: dict[tuple[str, str, str], list[str]] = {}
     for r in failed:
@@ -374,7 +376,7 @@ def _failure_lines(failed: Sequence[TagResult], width: int) -> list[str]:
             lines.extend(
                 textwrap.wrap(
                     paragraph,
-                    width=max(width, 40),
+                    width=max(width, 40) if width else _NO_WRAP,
                     initial_indent="    ",
                     subsequent_indent="    ",
                     break_long_words=False,

@@ -22,7 +22,7 @@ SUBCOMMANDS = {
     "inspect": "docker_transfer.cli.inspect:inspect_command",
     "report": "docker_transfer.cli.report_cmd:report_group",
     "sync": "docker_transfer.cli.sync:sync_command",
-    "validate": "docker_transfer.cli.sync:validate_command",
+    "validate": "docker_transfer.cli.validate:validate_command",
 }
 
 

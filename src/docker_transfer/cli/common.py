@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import re
+import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
@@ -175,7 +176,7 @@ def run_guarded(command: click.Command, args: list[str]) -> int:
         exc.show()
         return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
     except DockerTransferError as exc:
-        click.echo(error_text(redact(str(exc), all_secrets())), err=True)
+        click.echo(error_text(redact(str(exc), all_secrets()), human_width(sys.stderr)), err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -189,8 +190,15 @@ def run_guarded(command: click.Command, args: list[str]) -> int:
     return int(result) if isinstance(result, int) else 0
 
 
-def error_text(message: str, width: int = TABLE_WIDTH) -> str:
-    """``error: …`` with digests shortened, wrapped at word boundaries to ``width`` columns."""
+def human_width(stream: Any) -> int | None:
+    """Columns to wrap people's text to: the terminal's (at most 120), or None when not a terminal."""
+    if not stream.isatty():
+        return None
+    return min(shutil.get_terminal_size().columns, TABLE_WIDTH)
+
+
+def error_text(message: str, width: int | None = None) -> str:
+    """``error: …`` with digests shortened; with a ``width``, wrapped at word boundaries to it."""
     lines: list[str] = []
     for paragraph in short_digests(message).splitlines() or [""]:
         # Later lines keep their own indent ("  - problem"); their continuations hang 4 further in.
@@ -199,7 +207,7 @@ def error_text(message: str, width: int = TABLE_WIDTH) -> str:
         lines.extend(
             textwrap.wrap(
                 paragraph.strip(),
-                width=width,
+                width=width or 1 << 30,
                 initial_indent=first,
                 subsequent_indent=indent + "    ",
                 break_long_words=False,
@@ -255,3 +263,14 @@ attestations_option = click.option(
     "destination refuses them (auto: then publish without them and warn).",
 )
 """``--attestations keep|drop|auto`` of ``copy`` and ``sync`` (an images.json entry's own field wins)."""
+
+
+FLATTEN_HELP = (
+    "Entries without a target take the source's whole path, '/' replaced by SEP "
+    "(bitnami/redis -> bitnami_redis), instead of its last part."
+)
+
+
+def flatten_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--flatten SEP`` for the commands that read images.json."""
+    return click.option("--flatten", metavar="SEP", default=None, help=FLATTEN_HELP)(function)

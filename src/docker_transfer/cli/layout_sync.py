@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import click
 
-from docker_transfer.cli.common import build_client, redact, setup_logging
+from docker_transfer.cli.common import build_client, human_width, redact, setup_logging
 from docker_transfer.cli.destination import target_credential
 from docker_transfer.cli.progress import RichEvents, choose_display
 from docker_transfer.config import Config
@@ -116,7 +116,7 @@ def run_layout_sync(
     finally:
         report.finished = datetime.now(UTC)
         write_report(report, report_path)
-    click.echo(redact_text(render_table(report)))
+    click.echo(redact_text(render_table(report, human_width(sys.stdout))))
     if interrupted:
         click.echo("interrupted: the layout's index.json names only images written in full", err=True)
         return EXIT_INTERRUPTED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import click
 
 from docker_transfer.cli import SuggestingGroup
+from docker_transfer.cli.common import human_width
 from docker_transfer.cli.sync import append_markdown, on_github_actions, write_report
 from docker_transfer.config import load_config
 from docker_transfer.errors import EXIT_FAILED, EXIT_OK, DockerTransferError, UsageError
@@ -72,7 +74,7 @@ def merge_command(
     if summary_path:
         append_markdown(summary_path, render_summary(merged, title=title, ratelimits=limits, missing=missing))
     github = on_github_actions(os.environ)
-    table = render_table(merged)
+    table = render_table(merged, human_width(sys.stdout))
     click.echo(inert(table) if github else table)
     for path in missing:
         click.echo(f"error: missing report {path}: {MISSING_HINT}", err=True)

@@ -22,6 +22,8 @@ from docker_transfer.cli.common import (
     build_client,
     build_transport,
     env_flag,
+    flatten_option,
+    human_width,
     parse_duration,
     redact,
     setup_logging,
@@ -30,7 +32,6 @@ from docker_transfer.cli.common import (
 from docker_transfer.cli.destination import (
     ALLOW_NESTED_VARIABLE,
     check_report_path,
-    registry_host,
     resolve_target,
     target_credential,
 )
@@ -66,16 +67,6 @@ from docker_transfer.summary import (
     render_summary,
     warning_annotations,
 )
-
-FLATTEN_HELP = (
-    "Entries without a target take the source's whole path, '/' replaced by SEP "
-    "(bitnami/redis -> bitnami_redis), instead of its last part."
-)
-
-
-def flatten_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``--flatten SEP`` for the commands that read images.json."""
-    return click.option("--flatten", metavar="SEP", default=None, help=FLATTEN_HELP)(function)
 
 
 def load_filtered(path: str, only: Sequence[str], flatten: str | None = None) -> Config:
@@ -399,7 +390,8 @@ def sync_command(
         write_report(report, report_path)
     mask_new()
     limits = ratelimits_from(report.to_dict())
-    table = redact_text("\n".join([render_table(report), *(f"rate limit: {q.plain()}" for q in limits)]))
+    table = render_table(report, human_width(sys.stdout))
+    table = redact_text("\n".join([table, *(f"rate limit: {q.plain()}" for q in limits)]))
     click.echo(inert(table) if github else table)
     if github:
         _github_outputs(report, environ, redact_text, shard=shard, note=note)
@@ -480,49 +472,3 @@ def _github_outputs(
         click.echo("warning: GITHUB_STEP_SUMMARY is not set; no job summary written", err=True)
     for line in [*error_annotations(report), *warning_annotations(report)]:
         click.echo(redact_text(line), err=True)
-
-
-@click.command("validate", short_help="Check images.json without contacting any registry.")
-@click.argument("file", required=False, metavar="[FILE]")
-@click.option(
-    "--config",
-    "config_path",
-    default=None,
-    metavar="PATH",
-    help="The images.json to check (or give it as FILE).  [default: images.json]",
-)
-@flatten_option
-@click.option(
-    "--target-registry",
-    metavar="HOST[:PORT]",
-    help="Destination registry whose naming rules apply (env TARGET_REGISTRY, default Hangzhou ACR).",
-)
-@click.option(
-    "--allow-nested-targets",
-    "allow_nested",
-    is_flag=True,
-    help=f"Allow a target with '/' on an ACR personal-edition host (env {ALLOW_NESTED_VARIABLE}=1).",
-)
-def validate_command(
-    file: str | None,
-    config_path: str | None,
-    flatten: str | None,
-    target_registry: str | None,
-    allow_nested: bool,
-) -> None:
-    """Check images.json without contacting any registry (exit 2 listing every problem).
-
-    The destination registry is resolved as sync does, only to apply its naming
-    rules: an ACR personal-edition host accepts only namespace/repository.
-    """
-    if file and config_path and file != config_path:
-        raise click.UsageError(f"two files given: FILE {file!r} and --config {config_path!r}; give one")
-    config = load_config(file or config_path or "images.json", flatten=flatten)
-    host = registry_host(target_registry)
-    namespace = os.environ.get("TARGET_NAMESPACE") or os.environ.get("ALIYUN_NAMESPACE") or ""
-    allowed = allow_nested or env_flag(ALLOW_NESTED_VARIABLE)
-    check_nested_targets(config.path, config.entries, host, namespace.strip(), allowed=allowed)
-    tags = sum(len(e.destination_tags()) for e in config.entries)
-    rules = sum(len(e.rules) for e in config.entries)
-    ruled = f", {rules} tag rule(s) chosen from the sources' tags at run time" if rules else ""
-    click.echo(f"{config.path}: OK, {len(config.entries)} image(s), {tags} destination tag(s){ruled}")
