@@ -168,3 +168,12 @@ def test_only_a_terminal_gets_wrapped_text() -> None:
         assert human_width(devnull) is None
     long = "x " * 100
     assert error_text(long).count("\n") == 0 and error_text(long, 80).count("\n") > 0
+
+
+def test_job_summary_shortens_digests_in_errors() -> None:
+    from docker_transfer.summary import render_summary  # noqa: PLC0415
+
+    report = Report(started=datetime(2026, 1, 1, tzinfo=UTC))
+    report.add(TagResult("s/app:1", "r/ns/app", "1", "failed", None, [], 0, 1.0, f"s/app@{DIGEST}: gone"))
+    text = render_summary(report)
+    assert DIGEST not in text and "sha256:4f9c1a2b3c4d…: gone" in text

@@ -22,6 +22,7 @@ from docker_transfer.report import (
     TagResult,
     human_duration,
     human_size,
+    short_digests,
     short_platform,
 )
 
@@ -380,7 +381,7 @@ def _failures_table(failed: list[ImageResults], missing: Sequence[str]) -> list[
     rows = ["| Image | Tags | Source | Error |", "| --- | --- | --- | --- |"]
     for image in failed:
         tags = ", ".join(_code(tag) for tag in image.failed_tags)
-        error = _cut("; ".join(image.errors))
+        error = _cut(short_digests("; ".join(image.errors)))  # the report keeps whole digests
         rows.append(f"| {_code(image.target)} | {tags} | {_code(image.source)} | {_cell(error)} |")
     for path in missing:
         rows.append(
