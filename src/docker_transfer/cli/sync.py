@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -365,7 +366,8 @@ def sync_command(
     display = choose_display(environ, stderr_tty=sys.stderr.isatty(), quiet=quiet)
     events = _events(display, len(jobs), redact_text, mask_new)
     report = Report(started=datetime.now(UTC))
-    syncer = Syncer(client, options, events)
+    # Bars show an overall total and ETA: size every image before copying so neither jumps.
+    syncer = Syncer(client, dataclasses.replace(options, size_first=display == "rich"), events)
     where = f"{config.path} (shard {shard}: {len(jobs)} of {in_config})" if shard is not None else config.path
     note = None
     if shard is not None and not jobs:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from docker_transfer.config import AttestationMode
@@ -32,6 +32,8 @@ from docker_transfer.report import Report, Status, TagResult
 
 log = logging.getLogger(__name__)
 CHECK_FACTOR = 4
+SIZE_FIRST_WAIT = 30.0
+"""Seconds copies wait, with ``size_first``, for the last images to be sized."""
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 
@@ -49,6 +51,10 @@ class SyncOptions:
     """Stop fetching from a registry whose stated pull quota falls below this (HEADs go on)."""
     attestations: AttestationMode = "auto"
     """Attestation and artifact entries: ``keep``, ``drop`` or ``auto``; an entry's own field wins."""
+    size_first: bool = False
+    """Resolve every image that needs copying (its manifests: sizes) before any copy starts, so a
+    progress display knows the whole total up front. A check slower than ``SIZE_FIRST_WAIT`` does
+    not hold the copies back."""
 
 
 class SyncEvents:
@@ -86,6 +92,8 @@ class Syncer:
         self._copy_gate = asyncio.Semaphore(self.options.concurrency)
         self._resolved: dict[tuple[str, tuple[str, ...], bool], asyncio.Future[ResolvedImage]] = {}
         self._started: dict[int, float] = {}  # id(job) -> when its check began, for cut-short durations
+        self._unchecked = 0
+        self._all_checked = asyncio.Event()
 
     async def run(self, jobs: Sequence[Job], report: Report) -> Report:
         """Run every job (bounded concurrency, optional overall timeout), filling ``report``."""
@@ -96,6 +104,7 @@ class Syncer:
             for failure in expanded.failures:
                 report.add(failure)
             self.events.jobs_planned(jobs)
+        self._unchecked = len(jobs)
         tasks = {asyncio.ensure_future(self._job(job)): job for job in jobs}
         why: str | None = None  # None: the run was interrupted (Ctrl-C, SIGTERM)
         try:
@@ -138,11 +147,21 @@ class Syncer:
                 report.add(result)
 
     async def _job(self, job: Job) -> list[TagResult]:
-        async with self._check_gate:
-            self.events.job_started(job)
-            started = self._started[id(job)] = time.monotonic()
-            results = await self._guarded(job, started, self._check(job, started))
+        try:
+            async with self._check_gate:
+                self.events.job_started(job)
+                started = self._started[id(job)] = time.monotonic()
+                results = await self._guarded(job, started, self._check(job, started))
+                if isinstance(results, _Pending) and self.options.size_first:
+                    results = await self._guarded(job, started, self._size(job, results))
+        finally:
+            self._unchecked -= 1
+            if self._unchecked <= 0:
+                self._all_checked.set()
         if isinstance(results, _Pending):
+            if self.options.size_first:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._all_checked.wait(), SIZE_FIRST_WAIT)
             async with self._copy_gate:
                 results = await self._guarded(job, time.monotonic(), self._copy(job, results, started))
         assert not isinstance(results, _Pending)
@@ -240,11 +259,18 @@ class Syncer:
             result.skipped = list(skipped) if result.tag in job.tags else []
         return results
 
+    async def _size(self, job: Job, pending: _Pending) -> _Pending:
+        """Resolve now (cached for :meth:`_copy`) and say the image's size."""
+        image = await self._resolve(job, pending.source_digest)
+        self.events.job_sized(job, image.total_bytes)
+        return replace(pending, sized=True)
+
     async def _copy(self, job: Job, pending: _Pending, started: float) -> list[TagResult]:
         source_digest, before = pending.source_digest, pending.before
         image = await self._resolve(job, source_digest)
         platforms = _names(image.platforms)
-        self.events.job_sized(job, image.total_bytes)
+        if not pending.sized:
+            self.events.job_sized(job, image.total_bytes)
         if self.options.dry_run:
             needed = await self._bytes_needed(job, image)
             return [
@@ -314,6 +340,7 @@ class _Pending:
 
     source_digest: str
     before: dict[str, str | None]
+    sized: bool = False
 
 
 async def _once(cache: dict[K, asyncio.Future[T]], key: K, make: Callable[[], Awaitable[T]]) -> T:
