@@ -23,9 +23,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import urlsplit
 
-from devtools.httpbase import HOP_BY_HOP, HasURL, QuietHandler, ThreadedServer, read_chunked
+from devtools.httpbase import (
+    HOP_BY_HOP,
+    HasURL,
+    QuietHandler,
+    ThreadedServer,
+    plain_http_upstream,
+    read_chunked,
+)
 
 _CHUNK = 64 * 1024
 _IMAGE_CONFIGS = (
@@ -116,23 +122,10 @@ class FaultProxy(ThreadedServer):
 
     def __init__(self, upstream: HasURL | str) -> None:
         self.upstream = (upstream if isinstance(upstream, str) else upstream.url).rstrip("/")
-        split = urlsplit(self.upstream)
-        if split.scheme != "http" or split.hostname is None:
-            raise ValueError("FaultProxy supports plain-http upstreams only")
-        self._up = (split.hostname, split.port or 80)
+        self._up = plain_http_upstream(self.upstream, "FaultProxy")
         self.faults: list[Fault] = []
         self.records: list[ProxyRecord] = []
         self._lock = threading.Lock()
-
-    @property
-    def host(self) -> str:
-        """``127.0.0.1:PORT``."""
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://{self.host}"
 
     def add(self, fault: Fault) -> Fault:
         """Install a rule (checked in order; the first that matches applies)."""

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Protocol, Self
+from urllib.parse import urlsplit
 
 HOP_BY_HOP = frozenset(
     {
@@ -69,6 +70,16 @@ class ThreadedServer:
             raise RuntimeError("server not started")
         return int(self._httpd.server_address[1])
 
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``http://HOST``."""
+        return f"http://{self.host}"
+
     def start(self) -> None:
         """Bind 127.0.0.1:<free port> and serve in a daemon thread."""
         self._httpd = QuietServer(("127.0.0.1", 0), self._handler())
@@ -91,6 +102,14 @@ class ThreadedServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def plain_http_upstream(upstream: HasURL | str, who: str) -> tuple[str, int]:
+    """(host, port) of a plain-http upstream; anything else is refused (the proxies speak no TLS)."""
+    split = urlsplit(upstream if isinstance(upstream, str) else upstream.url)
+    if split.scheme != "http" or split.hostname is None:
+        raise ValueError(f"{who} supports plain-http upstreams only")
+    return split.hostname, split.port or 80
 
 
 class QuietHandler(BaseHTTPRequestHandler):

@@ -14,34 +14,28 @@ import http.client
 import json
 import threading
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote
 
-from devtools.httpbase import HasURL, QuietHandler, ThreadedServer, forward_request, relay_response
+from devtools.httpbase import (
+    HasURL,
+    QuietHandler,
+    ThreadedServer,
+    forward_request,
+    plain_http_upstream,
+    relay_response,
+)
 
 
 class TagPagingProxy(ThreadedServer):
     """Reverse proxy to a plain-http registry whose tag lists come back in pages."""
 
     def __init__(self, upstream: HasURL, *, default_page: int = 100, max_page: int = 1000) -> None:
-        split = urlsplit(upstream.url)
-        if split.scheme != "http" or split.hostname is None:
-            raise ValueError("TagPagingProxy supports plain-http upstreams only")
-        self._up = (split.hostname, split.port or 80)
+        self._up = plain_http_upstream(upstream, "TagPagingProxy")
         self.default_page = default_page
         self.max_page = max_page
         self.pages_served: list[str] = []
         """The request target of every tag-list page answered (path and query)."""
         self._lock = threading.Lock()
-
-    @property
-    def host(self) -> str:
-        """``127.0.0.1:PORT``."""
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://{self.host}"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         owner = self

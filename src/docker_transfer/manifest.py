@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -484,3 +484,12 @@ def check_selection(reference: str, selection: Selection, index: Manifest) -> No
             missing=[str(p) for p in selection.missing],
             available=[str(p) for p in platforms_of(index)],
         )
+
+
+def distinct_blobs(images: Iterable[Manifest]) -> tuple[Descriptor, ...]:
+    """The blobs of ``images`` (config and layers), each digest once, in first-seen order."""
+    seen: dict[str, Descriptor] = {}
+    for image in images:
+        for blob in image.blobs:
+            seen.setdefault(blob.digest, blob)
+    return tuple(seen.values())

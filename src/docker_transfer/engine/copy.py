@@ -25,6 +25,7 @@ from docker_transfer.manifest import (
     Selection,
     build_filtered_index,
     check_selection,
+    distinct_blobs,
     select_platforms,
     sha256_digest,
 )
@@ -99,11 +100,7 @@ class ResolvedImage:
     @property
     def blobs(self) -> tuple[Descriptor, ...]:
         """Distinct blobs of every image manifest that will be pushed."""
-        seen: dict[str, Descriptor] = {}
-        for image in self.children or (self.top,):
-            for blob in image.blobs:
-                seen.setdefault(blob.digest, blob)
-        return tuple(seen.values())
+        return distinct_blobs(self.children or (self.top,))
 
     @property
     def total_bytes(self) -> int:

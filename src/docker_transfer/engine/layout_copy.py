@@ -23,6 +23,7 @@ from docker_transfer.manifest import (
     Manifest,
     build_filtered_index,
     check_selection,
+    distinct_blobs,
     parse_manifest,
     select_platforms,
 )
@@ -55,11 +56,7 @@ class LayoutImage:
     @property
     def blobs(self) -> tuple[Descriptor, ...]:
         """Distinct blobs of every image manifest written."""
-        seen: dict[str, Descriptor] = {}
-        for image in self.children or (self.top,):
-            for blob in image.blobs:
-                seen.setdefault(blob.digest, blob)
-        return tuple(seen.values())
+        return distinct_blobs(self.children or (self.top,))
 
 
 async def resolve(
