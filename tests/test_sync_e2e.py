@@ -129,6 +129,7 @@ def test_seed_examples_mirror_then_rerun_is_head_only(
             },
         ],
     )
+    (tmp_path / "out").mkdir()
     report_path = tmp_path / "out" / "report.json"
     code, out, err = sync(capsys, config, acr, "--report", str(report_path), sources=(hub, ghcr))
     assert code == 0, err + out

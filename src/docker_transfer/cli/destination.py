@@ -91,9 +91,9 @@ def target_credential(environ: Mapping[str, str] | None = None) -> Credential | 
 def check_report_path(path: str | None, option: str = "--report") -> None:
     """Refuse a report path that cannot be written: a directory, a file in the way, no write access.
 
-    Checked before any registry is contacted, so a typo costs nothing. Missing
-    directories are allowed (the report writer creates them) as long as the
-    nearest existing one is a directory that can be written to.
+    Checked before any registry is contacted, so a typo costs nothing. The
+    directory must exist (a misspelt one should not be created silently) and be
+    writable.
     """
     if not path:
         return
@@ -105,6 +105,8 @@ def check_report_path(path: str | None, option: str = "--report") -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise UsageError(f"{option} {path}: {existing} is not a directory")
+    if existing != target.parent:
+        raise UsageError(f"{option} {path}: the directory {target.parent} does not exist; create it first")
     try:
         # A real write: os.access would not tell a read-only mount or an ACL apart.
         with tempfile.NamedTemporaryFile(prefix=f".{target.name}.", dir=existing):
