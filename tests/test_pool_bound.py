@@ -70,7 +70,7 @@ async def test_queued_requests_per_host_stay_bounded() -> None:
 
 async def test_real_pool_sees_at_most_the_bound(registry: LocalRegistry) -> None:
     # The real transport and pool against a real registry: 400 HEADs asked at once reach httpx
-    # no more than the pool's size at a time (without the bound, all 400 queue on the pool).
+    # no more than half the pool's size at a time (without the bound, all 400 queue on the pool).
     options = TransportOptions(insecure_hosts=frozenset({registry.host}))
     http = options.build_client()
     counting = CountingTransport(http._transport)
@@ -80,5 +80,6 @@ async def test_real_pool_sees_at_most_the_bound(registry: LocalRegistry) -> None
         url = f"http://{registry.host}/v2/nothing/manifests/t"
         responses = await asyncio.gather(*(client.send("HEAD", url) for _ in range(400)))
     assert {r.status_code for r in responses} == {404}
-    assert client.requests_per_host == options.max_connections
-    assert 1 < counting.peak[registry.host] <= options.max_connections
+    # Half the pool per host: a copy's source and destination together never outgrow it.
+    assert client.requests_per_host == options.max_connections // 2
+    assert 1 < counting.peak[registry.host] <= options.max_connections // 2
