@@ -45,6 +45,8 @@ def _ratio(result: ScenarioResult, row: Row) -> str:
     base = {"cold": "ours", "many": "ours", "memory": "ours", "rerun": "ours sync"}.get(result.name)
     if result.name.startswith("thin"):
         base = "ours"
+    if result.name == "curve":
+        base = "ours --concurrency 4"  # the default
     if result.name == "many" and row.contender.endswith(" rerun"):
         base = "ours rerun"  # reruns compare with ours' rerun
     if result.name == "dryscale" and row.contender.endswith(" unbounded"):
