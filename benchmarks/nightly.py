@@ -102,8 +102,12 @@ def _goals(result: ScenarioResult, count: int, sample: int, scale: float) -> Non
         ("0 source GETs", gets == 0, f"{gets:g} (manifest and blob GETs)"),
         ("0 uploads", uploads == 0, f"{uploads:g} (upload requests and manifest PUTs)"),
     ]
-    result.notes.append(
-        f"CPU per unchanged image (goal 5): ours {per_image * 1000:.1f} ms "
-        f"(cpu_s of the rerun / {count}); the seed's loop "
-        f"{result.figures['seed_cpu_s_per_unchanged_image'] * 1000:.0f} ms"
+    seed_ms = result.figures["seed_cpu_s_per_unchanged_image"] * 1000
+    result.goals.append(
+        (
+            "goal 5: CPU-seconds per unchanged image (no target: a figure to watch for regressions)",
+            None,
+            f"ours {per_image * 1000:.1f} ms (cpu_s of the rerun / {count}, start-up included); "
+            f"the seed's loop {seed_ms:.0f} ms",
+        )
     )

@@ -214,6 +214,7 @@ def dry_run_scale(workdir: Path, runs: int, sizes: tuple[int, ...] = SIZES) -> S
     result.notes.append(
         "requests = 4 per entry (source HEAD; destination HEAD x2 and GET); each size measured with the "
         "bound (rows `ours N`) and without it (`unbounded`, requests_per_host lifted) alternating; "
-        "`connections` = TCP connections the two fake registries accepted"
+        "`connections` = TCP connections the two fake registries accepted; `cpu_s` = this process's CPU "
+        "(the client and both fake registries)"
     )
     return result
