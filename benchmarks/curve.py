@@ -15,9 +15,10 @@ from benchmarks.latency_proxy import LatencyProxy
 from benchmarks.scenarios import ARCHES, CHOSEN, ScenarioResult, Sizes, rotated, template
 from devtools.images import RegistryPusher
 from devtools.registry import LocalRegistry
+from docker_transfer.engine.sync import SyncOptions
 
 LEVELS = (1, 4, 8, 16, 32)
-DEFAULT = 4  # SyncOptions.concurrency
+DEFAULT = SyncOptions().concurrency
 
 
 def concurrency_curve(ws: Workspace, sizes: Sizes, runs: int) -> ScenarioResult:
