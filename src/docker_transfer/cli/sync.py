@@ -206,7 +206,7 @@ def _events(
     "--dry-run", is_flag=True, help="Resolve everything read-only; write nothing to the destination."
 )
 @click.option(
-    "--concurrency", type=click.IntRange(1, 64), default=8, show_default=True, help="Images at once."
+    "--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Images at once."
 )
 @click.option(
     "--blob-concurrency",

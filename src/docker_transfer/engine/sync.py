@@ -36,7 +36,7 @@ K = TypeVar("K", bound=Hashable)
 class SyncOptions:
     """Knobs of a sync run."""
 
-    concurrency: int = 8
+    concurrency: int = 4
     blob_concurrency: int = 8
     image_timeout: float | None = 3600.0
     run_timeout: float | None = None
