@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import time
 from collections.abc import Sequence
@@ -82,10 +83,16 @@ def write_images_json(
     path.write_text(json.dumps(entries, indent=2))
 
 
-def ours_sync(config: Path, src: str, dst: str, namespace: str, concurrency: int | None = None) -> Outcome:
-    """``docker-transfer sync --config images.json`` into ``dst/namespace``."""
+def ours_sync(
+    config: Path, src: str, dst: str, namespace: str, concurrency: int | None = None, *, rss: bool = False
+) -> Outcome:
+    """``docker-transfer sync --config images.json`` into ``dst/namespace``.
+
+    ``rss``: under ``/usr/bin/time -v``, with the peak RSS in ``peak_rss_MiB``.
+    """
     report = config.with_name(f"report-{time.monotonic_ns()}.json")
     argv = [
+        *(["/usr/bin/time", "-v"] if rss else []),
         *ours_argv(),
         "sync",
         "--config",
@@ -106,7 +113,11 @@ def ours_sync(config: Path, src: str, dst: str, namespace: str, concurrency: int
     done = run_timed(argv)
     summary = json.loads(report.read_text()).get("summary", {})
     report.unlink()
-    return Outcome(done.seconds, {"summary": summary})
+    detail: dict[str, Any] = {"summary": summary}
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    if rss and peak is not None:
+        detail["peak_rss_MiB"] = round(int(peak[1]) / 1024, 1)
+    return Outcome(done.seconds, detail)
 
 
 # -- skopeo --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,17 +73,25 @@ def gzip_layer(size: int) -> tuple[bytes, str]:
 
 
 def push_platform(
-    pusher: RegistryPusher, repo: str, platform: str, layers: int, layer_size: int, ref: str | None = None
+    pusher: RegistryPusher,
+    repo: str,
+    platform: str,
+    layers: int,
+    layer_size: int,
+    ref: str | None = None,
+    *,
+    sizes: Sequence[int] | None = None,
 ) -> tuple[str, bytes, list[Blob]]:
     """Push ``layers`` random gzip layers, the config and the image manifest (by digest, or ``ref``).
 
-    Returns (manifest digest, manifest bytes, [config, layers...]).
+    ``sizes`` (one per layer) replaces ``layers`` x ``layer_size``. Returns (manifest digest,
+    manifest bytes, [config, layers...]).
     """
     layer_descs: list[dict[str, Any]] = []
     diff_ids: list[str] = []
     blobs: list[Blob] = []
-    for _ in range(layers):
-        data, diff_id = gzip_layer(layer_size)
+    for size in sizes if sizes is not None else [layer_size] * layers:
+        data, diff_id = gzip_layer(size)
         digest = pusher.push_blob(repo, data)
         layer_descs.append(descriptor(OCI_LAYER, data))
         diff_ids.append(diff_id)
@@ -93,7 +102,7 @@ def push_platform(
             **parse_platform(platform),
             "config": {"Cmd": ["/bin/true"]},
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            "history": [{"created_by": f"benchmark layer {i}"} for i in range(layers)],
+            "history": [{"created_by": f"benchmark layer {i}"} for i in range(len(diff_ids))],
         }
     )
     config_digest = pusher.push_blob(repo, config)
@@ -117,12 +126,14 @@ def build_image(
     platforms: list[str],
     layers: int,
     layer_size: int,
+    *,
+    sizes: Sequence[int] | None = None,
 ) -> BuiltImage:
-    """Push ``layers`` random layers of ``layer_size`` bytes per platform, then the index under ``tags``."""
+    """Push ``layers`` layers of ``layer_size`` bytes (or of ``sizes``) per platform, then the index."""
     image = BuiltImage(repo, tags)
     entries: list[dict[str, Any]] = []
     for platform in platforms:
-        digest, manifest, blobs = push_platform(pusher, repo, platform, layers, layer_size)
+        digest, manifest, blobs = push_platform(pusher, repo, platform, layers, layer_size, sizes=sizes)
         image.blobs[platform] = blobs
         image.children[platform] = (digest, manifest, OCI_MANIFEST)
         entries.append(descriptor(OCI_MANIFEST, manifest, platform=parse_platform(platform)))

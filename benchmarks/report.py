@@ -22,6 +22,8 @@ _SHOWN_EXTRAS = (
     "dst_manifest_puts",
     "src_requests",
     "dst_requests",
+    "peak_in_httpx",
+    "connections",
 )
 
 
@@ -41,8 +43,14 @@ def _extras(row: Row) -> str:
 
 def _ratio(result: ScenarioResult, row: Row) -> str:
     base = {"cold": "ours", "many": "ours", "memory": "ours", "rerun": "ours sync"}.get(result.name)
+    if result.name.startswith("thin"):
+        base = "ours"
+    if result.name == "curve":
+        base = "ours --concurrency 4"  # the default
     if result.name == "many" and row.contender.endswith(" rerun"):
         base = "ours rerun"  # reruns compare with ours' rerun
+    if result.name == "dryscale" and row.contender.endswith(" unbounded"):
+        base = row.contender.removesuffix(" unbounded")  # each size against itself with the bound
     if base is None or row.contender == base:
         return ""
     ours = result.row(base).median

@@ -26,7 +26,7 @@ from benchmarks.profile import profile_cold
 from benchmarks.report import as_json, json_line, markdown, text_table, write_docs
 from benchmarks.scenarios import ScenarioResult, Sizes, cold_and_rerun, many_images, memory_disk
 
-SCENARIOS = ("cold", "rerun", "many", "memory", "plan")
+SCENARIOS = ("cold", "rerun", "many", "memory", "plan", "dryscale", "thin", "nightly", "curve")
 OPTIONAL = ("http2",)
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 
@@ -121,6 +121,22 @@ def main(argv: list[str] | None = None) -> int:
                     point = sorted(samples, key=lambda p: p["total_s"])[len(samples) // 2]
                     plan.append(point)
                     log(f"plan {n} entries, {latency * 1000:.0f} ms latency: {point['total_s']:.3f}s")
+        if "curve" in chosen:
+            curve = importlib.import_module("benchmarks.curve").concurrency_curve
+            results.append(curve(ws, sizes, runs))
+        if "nightly" in chosen:
+            # Minutes per run (the seed's sample alone is ~80 s): one run unless --runs.
+            nightly = importlib.import_module("benchmarks.nightly").nightly
+            results.append(nightly(ws, sizes, args.runs or 1))
+        if "thin" in chosen:
+            # Tens of seconds per run at 10 MB/s: one run unless --runs.
+            thin_link = importlib.import_module("benchmarks.thinlink").thin_link
+            results += thin_link(ws, sizes, args.runs or 1)
+        if "dryscale" in chosen:
+            # In process too; 7,000 entries per run, bounded and unbounded: one run unless --runs.
+            scale = importlib.import_module("benchmarks.poolscale").dry_run_scale
+            counts = (50, 100, 200) if args.quick else (500, 1000, 2000)
+            results.append(scale(ws.path("dryscale"), args.runs or 1, counts))
     finally:
         ws.close()
     elapsed = time.monotonic() - started

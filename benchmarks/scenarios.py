@@ -62,11 +62,24 @@ class Sizes:
     big_layer_size: int = 128 * MiB
     plan_counts: tuple[int, ...] = (10, 100, 1000)
     plan_latency_counts: tuple[int, ...] = (10, 100)
+    thin_big: int = 256 * MiB
+    thin_small: int = 5 * MiB
+    nightly_images: int = 300
+    nightly_sample: int = 30
 
     @classmethod
     def quick(cls) -> Sizes:
         """Small sizes for development runs."""
-        return cls(cold_layer_size=5 * MiB, many_images=10, big_layers=4, big_layer_size=50 * MiB)
+        return cls(
+            cold_layer_size=5 * MiB,
+            many_images=10,
+            big_layers=4,
+            big_layer_size=50 * MiB,
+            thin_big=20 * MiB,
+            thin_small=1 * MiB,
+            nightly_images=40,
+            nightly_sample=4,
+        )
 
 
 @dataclass
