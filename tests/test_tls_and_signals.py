@@ -123,6 +123,9 @@ def test_interrupted_sync_writes_report_and_exits_130(
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # A test runner started in the background (`cmd &` in a script) ignores SIGINT, and a child
+        # inherits that; a user pressing Ctrl-C in a terminal does not. Start from the default.
+        preexec_fn=_default_sigint,  # noqa: PLW1509 - only signal.signal runs between fork and exec
     )
     # wait until the healthy image is done, then interrupt while the other hangs
     deadline = time.monotonic() + 30
@@ -185,3 +188,7 @@ def test_run_timeout_fails_unfinished_images_only(
     results = {r["target"].rsplit("/", 1)[1]: r for r in json.loads(report.read_text())["results"]}
     assert results["ok"]["status"] == "copied"
     assert results["hang"]["status"] == "failed" and "--timeout" in results["hang"]["error"]
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
