@@ -287,8 +287,10 @@ def _make_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
                 stated = server.ttl if server.expires_in is None else server.expires_in
                 body = {"token": token, "access_token": token, "expires_in": stated, "issued_at": issued}
                 self._reply(req, 200, body)
-            finally:
-                server._record(req)
+            except Exception:
+                if not req.status:
+                    server._record(req)  # failed before answering: still on record
+                raise
 
         def _authenticate(self, query: dict[str, list[str]]) -> str | Literal[False] | None:
             """Username, None (no credentials) or False (bad credentials)."""
@@ -314,6 +316,9 @@ def _make_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
             self, req: TokenRequest, status: int, body: dict[str, Any], *, basic_challenge: bool = False
         ) -> None:
             req.status = status
+            # Recorded before the answer leaves: a test that reads requests[-1] right after the
+            # client got its answer must find this request there, not the one before it.
+            server._record(req)
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
