@@ -1,4 +1,4 @@
-"""Start-up: a run imports what it uses (docs/performance.md, ``docker_transfer._startup``)."""
+"""Start-up: a run imports what it uses (docs/performance.md, ``docker_transfer.speedups``)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_httpx_command_line_still_runs() -> None:
 
 def test_stand_in_is_not_installed_after_httpx() -> None:
     code = (
-        "import sys, httpx, docker_transfer._startup as s; s.defer_httpx_cli();"
+        "import sys, httpx, docker_transfer.speedups as s; s.defer_httpx_cli();"
         "assert not isinstance(sys.modules['httpx._main'], s._DeferredHttpxCli)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -146,7 +146,7 @@ class RegistryClient:
         self.requests_per_host = requests_per_host or max(1, self.transport.max_connections // 2)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self.credentials: CredentialLookup = credentials or CredentialStore()
-        self.retry = retry or RetryPolicy.from_env()
+        self.retry = retry or RetryPolicy()
         self.http = http or self.transport.build_client()
         self.auth = RegistryAuth(self.credentials, self.transport, self._send_token_request)
         self.stats = RequestStats()
