@@ -130,6 +130,24 @@ class CopyResult:
     warnings: list[str] = field(default_factory=list)
     """What the copy had to leave out or work around (e.g. attestations the destination refused)."""
 
+    def to_dict(self) -> dict[str, object]:
+        """The JSON document ``docker-transfer copy --json`` prints."""
+        return {
+            "status": self.status,
+            "source": self.source,
+            "destination": self.destination,
+            "tags": list(self.tags),
+            "digest": self.digest,
+            "media_type": self.media_type,
+            "platforms": list(self.platforms),
+            "bytes_copied": self.bytes_copied,
+            "blobs_uploaded": self.blobs_uploaded,
+            "blobs_mounted": self.blobs_mounted,
+            "blobs_present": self.blobs_present,
+            "duration_s": round(self.duration_s, 3),
+            "warnings": list(self.warnings),
+        }
+
 
 class Copier:
     """Copies images between registries through one :class:`RegistryClient`."""
