@@ -9,7 +9,6 @@ platform is missing or fails, no tag is written.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import time
@@ -31,9 +30,8 @@ from docker_transfer.manifest import (
 )
 from docker_transfer.platform import Platform
 from docker_transfer.reference import Reference
-from docker_transfer.registry.blobs import read_blob
+from docker_transfer.registry.api import RegistryAPI
 from docker_transfer.registry.client import RegistryClient
-from docker_transfer.registry.manifests import get_manifest, manifest_exists, put_manifest
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 REFUSAL_STATUSES = frozenset({400, 403, 415, 422})
@@ -172,7 +170,7 @@ class Copier:
         With ``allow_missing`` a requested platform the source lacks is recorded
         in ``missing`` instead of failing, as long as one requested platform exists.
         """
-        top = await self.client.retry.call(lambda: get_manifest(self.client, source))
+        top = await self.client.get_manifest(source)
         if top.is_index:
             return await self._resolve_index(source, top, platforms, annotate, allow_missing)
         platform = await self.image_platform(source, top)
@@ -202,9 +200,7 @@ class Copier:
 
         async def child(digest: str) -> Manifest:
             async with limit:
-                manifest = await self.client.retry.call(
-                    lambda: get_manifest(self.client, source, digest=digest)
-                )
+                manifest = await self.client.get_manifest(source, digest=digest)
             if manifest.is_index:
                 raise ManifestError(f"{source}: nested index {digest} is not supported", digest=digest)
             return manifest
@@ -225,30 +221,8 @@ class Copier:
         )
 
     async def image_platform(self, source: Reference, image: Manifest) -> Platform:
-        config = image.config
-        if config is None:
-            raise ManifestError(f"{source}: image manifest has no config", digest=image.digest)
-        data = await self.client.retry.call(
-            lambda: read_blob(
-                self.client,
-                source.api_host,
-                source.repository,
-                config.digest,
-                config.size,
-                limit=MAX_CONFIG_BYTES,
-            )
-        )
-        try:
-            doc = json.loads(data)
-        except (ValueError, RecursionError):
-            raise ManifestError(
-                f"{source}: image config {config.digest} is not JSON", digest=config.digest
-            ) from None
-        if not isinstance(doc, dict):
-            raise ManifestError(
-                f"{source}: image config {config.digest} is not an object", digest=config.digest
-            )
-        return Platform.from_oci(doc)
+        """The platform a single image manifest's config names (one small GET)."""
+        return await image_platform(self.client, source, image)
 
     async def push(
         self,
@@ -391,10 +365,9 @@ class Copier:
         """
         client = self.client
         media_type = manifest.media_type
-        put = functools.partial(put_manifest, client, destination, identifier, data, media_type)
         for recheck in range(MANIFEST_RECHECKS + 1):
             try:
-                await client.retry.call(put)
+                await client.put_manifest(destination, identifier, data, media_type)
                 return
             except RegistryError as exc:
                 lost = exc.status == 400 and exc.code in _LOST_REFERENCE
@@ -420,8 +393,7 @@ class Copier:
         host, repo, client = destination.api_host, destination.repository, self.client
         if manifest.is_index:
             for child in image.children:
-                present = functools.partial(manifest_exists, client, destination, child.digest)
-                if not await client.retry.call(present):
+                if not await client.manifest_exists(destination, child.digest):
                     await self._put(image, child, destination, child.digest, child.data, "image manifest")
             return
         for blob in manifest.blobs:
@@ -469,3 +441,22 @@ def refusal(
         media_type=media_type,
         cause=exc,
     )
+
+
+async def image_platform(client: RegistryAPI, source: Reference, image: Manifest) -> Platform:
+    """The platform a single image manifest's config names (one small GET)."""
+    config = image.config
+    if config is None:
+        raise ManifestError(f"{source}: image manifest has no config", digest=image.digest)
+    data = await client.read_blob(
+        source.api_host, source.repository, config.digest, config.size, limit=MAX_CONFIG_BYTES
+    )
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ManifestError(
+            f"{source}: image config {config.digest} is not JSON", digest=config.digest
+        ) from None
+    if not isinstance(doc, dict):
+        raise ManifestError(f"{source}: image config {config.digest} is not an object", digest=config.digest)
+    return Platform.from_oci(doc)

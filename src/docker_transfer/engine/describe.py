@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import asyncio
 
-from docker_transfer.engine.copy import Copier
+from docker_transfer.engine.copy import image_platform
 from docker_transfer.manifest import Descriptor, Manifest
 from docker_transfer.reference import Reference
-from docker_transfer.registry.client import RegistryClient
-from docker_transfer.registry.manifests import get_manifest
+from docker_transfer.registry.api import RegistryAPI
 
 
 def _image_size(image: Manifest) -> int:
     return len(image.data) + sum(b.size for b in image.blobs)
 
 
-async def describe(client: RegistryClient, ref: Reference) -> dict[str, object]:
+async def describe(client: RegistryAPI, ref: Reference) -> dict[str, object]:
     """What ``docker-transfer inspect --json`` prints about ``ref``.
 
     Its digest, media type and size; each platform's digest and size (image manifest plus
     its blobs); an index's attestations and annotations.
     """
-    top = await client.retry.call(lambda: get_manifest(client, ref))
+    top = await client.get_manifest(ref)
     doc: dict[str, object] = {
         "reference": str(ref),
         "digest": top.digest,
@@ -35,7 +34,7 @@ async def describe(client: RegistryClient, ref: Reference) -> dict[str, object]:
         if top.annotations:
             doc["annotations"] = dict(top.annotations)
     else:
-        platform = await Copier(client).image_platform(ref, top)
+        platform = await image_platform(client, ref, top)
         doc["platforms"] = [
             {
                 "platform": str(platform),
@@ -47,7 +46,7 @@ async def describe(client: RegistryClient, ref: Reference) -> dict[str, object]:
     return doc
 
 
-async def _child(client: RegistryClient, ref: Reference, desc: Descriptor) -> dict[str, object]:
+async def _child(client: RegistryAPI, ref: Reference, desc: Descriptor) -> dict[str, object]:
     entry: dict[str, object] = {
         "platform": str(desc.platform) if desc.platform else None,
         "digest": desc.digest,
@@ -56,6 +55,6 @@ async def _child(client: RegistryClient, ref: Reference, desc: Descriptor) -> di
     if desc.is_attestation:
         entry["attestation"] = True
         entry["for"] = desc.annotations.get("vnd.docker.reference.digest")
-    manifest = await client.retry.call(lambda: get_manifest(client, ref, digest=desc.digest))
+    manifest = await client.get_manifest(ref, digest=desc.digest)
     entry["size"] = _image_size(manifest)
     return entry

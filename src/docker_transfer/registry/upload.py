@@ -11,12 +11,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
 from docker_transfer.errors import DigestMismatchError, RegistryError, SizeMismatchError
-from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.httperrors import aclosing_iter, error_from_response, parse_count, read_bounded
+
+if TYPE_CHECKING:
+    # The client's verbs (RegistryClient.get_manifest…) call these: no import at run time.
+    from docker_transfer.registry.client import RegistryClient
 
 DEFAULT_CHUNK = 8 * 1024 * 1024
 ProgressHook = Callable[[int], None]
