@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +23,7 @@ from docker_transfer.errors import (
 )
 from docker_transfer.errors import InvalidPlatformError as _InvalidPlatformError
 from docker_transfer.platform import Platform, is_unknown
+from docker_transfer.reference import DIGEST_RE  # one digest grammar for references and descriptors
 
 __all__ = [
     "ABSENT_PLATFORMS_ANNOTATION",
@@ -87,8 +87,6 @@ IMAGE_CONFIG_TYPES = frozenset(
 )
 """Config media types of runnable images; any other config makes a manifest an artifact."""
 
-DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
-"""Digests we accept in descriptors (use ``fullmatch``)."""
 
 _SUPPORTED = INDEX_TYPES | IMAGE_TYPES
 _SCHEMA1_TYPES = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})

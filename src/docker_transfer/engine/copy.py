@@ -178,7 +178,15 @@ class Copier:
         if missing and (not allow_missing or len(missing) == len(platforms or ())):
             raise PlatformNotFoundError(str(source), [str(p) for p in missing], [str(platform)])
         return ResolvedImage(
-            source, top, top.data, top.media_type, top.digest, (), (platform,), None, missing
+            source=source,
+            top=top,
+            push_data=top.data,
+            push_media_type=top.media_type,
+            push_digest=top.digest,
+            children=(),
+            platforms=(platform,),
+            selection=None,
+            missing=missing,
         )
 
     async def _resolve_index(
@@ -209,15 +217,15 @@ class Copier:
         children = tuple(await asyncio.gather(*(child(d) for d in distinct)))
         data = build_filtered_index(top, selection, source_digest_annotation=annotate)
         return ResolvedImage(
-            source,
-            top,
-            data,
-            top.media_type,
-            sha256_digest(data),
-            children,
-            selection.platforms,
-            selection,
-            selection.missing,
+            source=source,
+            top=top,
+            push_data=data,
+            push_media_type=top.media_type,
+            push_digest=sha256_digest(data),
+            children=children,
+            platforms=selection.platforms,
+            selection=selection,
+            missing=selection.missing,
         )
 
     async def image_platform(self, source: Reference, image: Manifest) -> Platform:
