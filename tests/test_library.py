@@ -207,3 +207,16 @@ def test_from_env_is_where_the_environment_is_read(monkeypatch: pytest.MonkeyPat
     finally:
         asyncio.run(plain.aclose())
         asyncio.run(configured.aclose())
+
+
+def test_the_policy_caps_a_registrys_retry_after() -> None:
+    from docker_transfer.errors import RateLimitedError  # noqa: PLC0415
+
+    policy = RetryPolicy(retry_after_cap=2.0)
+    assert (
+        policy.backoff_hook(RateLimitedError("slow down", status=429, retryable=True, retry_after=3600.0))
+        == 2.0
+    )
+    assert (
+        policy.backoff_hook(RateLimitedError("slow down", status=429, retryable=True, retry_after=1.0)) == 1.0
+    )
