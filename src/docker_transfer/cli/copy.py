@@ -108,6 +108,11 @@ def copy_command(
     result = run_async(
         _copy(src, dest, tags, platforms, transport, concurrency, verbose, force, attestations, explicit)
     )
+    _echo(result, src, dest, tags, as_json)
+
+
+def _echo(result: CopyResult, src: Reference, dest: Reference, tags: list[str], as_json: bool) -> None:
+    """Warnings on stderr; the result as JSON or as a few lines for people."""
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:
