@@ -99,11 +99,11 @@ class Client:
             lookup = _mapping_lookup(credentials)
         else:
             lookup = credentials
-        self._owns_http = http is None
-        self._registry = RegistryClient(transport, lookup, retry=retry or RetryPolicy(), http=http)
         if concurrency < 1:
             raise UsageError(f"concurrency must be at least 1, not {concurrency}")
         self.concurrency = concurrency
+        self._owns_http = http is None
+        self._registry = RegistryClient(transport, lookup, retry=retry or RetryPolicy(), http=http)
 
     @classmethod
     def from_env(
