@@ -1,7 +1,8 @@
 """The asyncio network backend under httpx (registry/netbackend.py) and the deferred CA bundle.
 
 Every test talks to a real asyncio server on 127.0.0.1 through the client
-``TransportOptions.build_client`` builds, so httpx, httpcore and h11 sit on top as in a run.
+``TransportOptions.build_client`` builds, so httpx, httpcore and h11 sit on top as in a run:
+with docker_transfer.speedups applied, as the command line does.
 """
 
 from __future__ import annotations
@@ -21,10 +22,19 @@ import pytest
 import trustme
 from httpcore._async.http11 import AsyncHTTP11Connection
 
+from docker_transfer import speedups
 from docker_transfer.registry.netbackend import READ_SIZE, AsyncioBackend
-from docker_transfer.registry.transport import DeferredTrustContext, TransportOptions
+from docker_transfer.registry.transport import TransportOptions
+from docker_transfer.speedups import DeferredTrustContext
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@pytest.fixture(autouse=True)
+def applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The speed-ups on, as the command line has them (their state is restored afterwards)."""
+    monkeypatch.setattr(speedups, "_STATE", speedups._State())
+    speedups.apply()
 
 
 @asynccontextmanager
@@ -61,8 +71,7 @@ def client(read_timeout: float = 10.0) -> httpx.AsyncClient:
     return TransportOptions.create([], read_timeout=read_timeout, use_env=False).build_client()
 
 
-def test_build_client_uses_the_asyncio_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DT_NETWORK_BACKEND", raising=False)
+def test_build_client_uses_the_asyncio_backend() -> None:
     options = TransportOptions.create(["insecure.example:5000"], use_env=False)
     http = options.build_client()
     transports = [http._transport, *(t for t in http._mounts.values() if t is not None)]
@@ -71,10 +80,22 @@ def test_build_client_uses_the_asyncio_backend(monkeypatch: pytest.MonkeyPatch) 
         assert isinstance(transport._pool._network_backend, AsyncioBackend)  # type: ignore[attr-defined]
 
 
-def test_anyio_backend_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DT_NETWORK_BACKEND", "anyio")
+def test_anyio_backend_on_request() -> None:
+    speedups.apply(asyncio_backend=False)  # the command line's DT_NETWORK_BACKEND=anyio
     http = TransportOptions.create([], use_env=False).build_client()
     assert not isinstance(http._transport._pool._network_backend, AsyncioBackend)  # type: ignore[attr-defined]
+
+
+def test_without_the_speedups_clients_keep_httpcores_backend_and_load_cas_now(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(speedups, "_STATE", speedups._State())
+    options = TransportOptions.create([], use_env=False)
+    http = options.build_client()
+    assert not isinstance(http._transport._pool._network_backend, AsyncioBackend)  # type: ignore[attr-defined]
+    ctx = options.ssl_context()
+    assert not isinstance(ctx, DeferredTrustContext)
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
 
 
 async def test_large_bodies_both_ways_are_exact() -> None:

@@ -49,7 +49,7 @@ from docker_transfer.registry.auth import Challenge, parse_challenges, scopes_fo
 from docker_transfer.registry.blobs import MAX_REDIRECTS, open_blob, read_blob
 from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.credentials import Credential
-from docker_transfer.registry.httperrors import MAX_ERROR_BODY, RETRY_AFTER_CAP, parse_retry_after
+from docker_transfer.registry.httperrors import MAX_ERROR_BODY, RETRY_AFTER_LIMIT, parse_retry_after
 from docker_transfer.registry.manifests import get_manifest, head_manifest
 from docker_transfer.registry.retry import NO_RETRY, RetryPolicy
 from docker_transfer.registry.transport import INSECURE_ENV, TransportOptions, normalise_host
@@ -674,7 +674,7 @@ async def test_rate_limit_is_a_retryable_error_carrying_retry_after() -> None:
         ("0", 0.0),
         ("1", 1.0),
         ("  12 ", 12.0),
-        ("99999", RETRY_AFTER_CAP),
+        ("99999", RETRY_AFTER_LIMIT),
         ("soon", None),
         ("-5", None),
         ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # in the past
@@ -691,7 +691,7 @@ def test_parse_retry_after_http_date_relative_to_now(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("DT_RETRY_AFTER_CAP", raising=False)
     now = 1_700_000_000.0
     assert parse_retry_after(email.utils.formatdate(now + 30, usegmt=True), now=now) == 30.0
-    assert parse_retry_after(email.utils.formatdate(now + 86400, usegmt=True), now=now) == RETRY_AFTER_CAP
+    assert parse_retry_after(email.utils.formatdate(now + 86400, usegmt=True), now=now) == RETRY_AFTER_LIMIT
 
 
 async def test_connection_resets_are_retried() -> None:
@@ -1361,9 +1361,11 @@ def test_is_insecure_with_and_without_port() -> None:
 
 def test_insecure_hosts_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(INSECURE_ENV, " a.example:5000 ,B.Example,, http://c.example/ ,")
-    options = TransportOptions.create(["cli.example"])
+    options = TransportOptions.create(["cli.example"], use_env=True)
     assert options.insecure_hosts == {"a.example:5000", "b.example", "c.example", "cli.example"}
     assert TransportOptions.create([], use_env=False).insecure_hosts == frozenset()
+    # A library caller's options do not read the environment unless asked.
+    assert TransportOptions.create(["cli.example"]).insecure_hosts == {"cli.example"}
 
 
 def test_https_is_the_default_even_for_loopback() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +23,7 @@ from docker_transfer.errors import (
 )
 from docker_transfer.errors import InvalidPlatformError as _InvalidPlatformError
 from docker_transfer.platform import Platform, is_unknown
+from docker_transfer.reference import DIGEST_RE  # one digest grammar for references and descriptors
 
 __all__ = [
     "ABSENT_PLATFORMS_ANNOTATION",
@@ -87,8 +87,6 @@ IMAGE_CONFIG_TYPES = frozenset(
 )
 """Config media types of runnable images; any other config makes a manifest an artifact."""
 
-DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
-"""Digests we accept in descriptors (use ``fullmatch``)."""
 
 _SUPPORTED = INDEX_TYPES | IMAGE_TYPES
 _SCHEMA1_TYPES = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
@@ -289,7 +287,28 @@ def parse_manifest(data: bytes, content_type: str | None, *, expected_digest: st
     header_type = _bare_media_type(content_type)
     if header_type in _SCHEMA1_TYPES:
         raise UnsupportedManifestError(_SCHEMA1_MESSAGE, digest=err_digest)
+    doc = _json_object(data, err_digest)
+    media_type = _media_type(doc, header_type, err_digest)
+    schema_version = doc.get("schemaVersion")
+    if schema_version != 2 or isinstance(schema_version, bool):
+        raise ManifestError(f"schemaVersion must be 2, got {schema_version!r}", digest=err_digest)
 
+    manifest = Manifest(media_type=media_type, data=data, digest=digest, doc=doc)
+    if manifest.is_index and ("layers" in doc or "config" in doc):
+        raise ManifestError(f"{media_type} must not have 'config' or 'layers'", digest=err_digest)
+    if not manifest.is_index and "manifests" in doc:
+        raise ManifestError(f"{media_type} must not have 'manifests'", digest=err_digest)
+    try:
+        # Validate every descriptor now, so the properties cannot raise later.
+        _ = manifest.manifests, manifest.config, manifest.layers, manifest.annotations
+    except ManifestError as exc:
+        exc.digest = err_digest
+        raise
+    return manifest
+
+
+def _json_object(data: bytes, err_digest: str) -> dict[str, Any]:
+    """The manifest's JSON object, or a :class:`ManifestError` saying why not."""
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -298,11 +317,14 @@ def parse_manifest(data: bytes, content_type: str | None, *, expected_digest: st
         raise ManifestError("manifest is not valid JSON: nested too deeply", digest=err_digest) from None
     if not isinstance(doc, dict):
         raise ManifestError("manifest is not a JSON object", digest=err_digest)
+    return doc
 
+
+def _media_type(doc: dict[str, Any], header_type: str, err_digest: str) -> str:
+    """The manifest's type from its body, else its Content-Type, else its shape; supported or refused."""
     schema_version = doc.get("schemaVersion")
     if schema_version == 1 and not isinstance(schema_version, bool):
         raise UnsupportedManifestError(_SCHEMA1_MESSAGE, digest=err_digest)
-
     body_type = doc.get("mediaType")
     if body_type is not None and not isinstance(body_type, str):
         raise ManifestError("mediaType must be a string", digest=err_digest)
@@ -314,7 +336,6 @@ def parse_manifest(data: bytes, content_type: str | None, *, expected_digest: st
         raise ManifestError(
             f"mediaType {body_type} differs from Content-Type {header_type}", digest=err_digest
         )
-
     has_manifests = "manifests" in doc
     has_layers = "layers" in doc
     if has_manifests and has_layers:
@@ -322,7 +343,6 @@ def parse_manifest(data: bytes, content_type: str | None, *, expected_digest: st
             "manifest has both 'layers' and 'manifests'; refusing an ambiguous document",
             digest=err_digest,
         )
-
     media_type: str
     if body_type:
         media_type = body_type
@@ -342,21 +362,7 @@ def parse_manifest(data: bytes, content_type: str | None, *, expected_digest: st
             f"unsupported manifest media type {media_type}; supported: {', '.join(ACCEPT_MANIFESTS)}",
             digest=err_digest,
         )
-    if schema_version != 2 or isinstance(schema_version, bool):
-        raise ManifestError(f"schemaVersion must be 2, got {schema_version!r}", digest=err_digest)
-
-    manifest = Manifest(media_type=media_type, data=data, digest=digest, doc=doc)
-    if manifest.is_index and (has_layers or "config" in doc):
-        raise ManifestError(f"{media_type} must not have 'config' or 'layers'", digest=err_digest)
-    if not manifest.is_index and has_manifests:
-        raise ManifestError(f"{media_type} must not have 'manifests'", digest=err_digest)
-    try:
-        # Validate every descriptor now, so the properties cannot raise later.
-        _ = manifest.manifests, manifest.config, manifest.layers, manifest.annotations
-    except ManifestError as exc:
-        exc.digest = err_digest
-        raise
-    return manifest
+    return media_type
 
 
 @dataclass(frozen=True)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import importlib
-import logging
 import os
 import sys
 from typing import NoReturn
 
 import click
 
-from docker_transfer import __version__
-from docker_transfer.cli.common import run_guarded
+from docker_transfer import __version__, speedups
 
 # name -> "module:attribute". A subcommand's module (and what it imports) loads only when that
 # subcommand runs, or when the group's help lists them all: `copy` does not pay for `sync`.
@@ -85,26 +82,30 @@ def main(argv: list[str] | None = None) -> int:
     Called without ``argv`` (the console script, ``python -m docker_transfer``) it ends
     the process itself, see :func:`leave`.
     """
+    start()
+    # Imported only now: it imports httpx, after start() deferred httpx's own command line.
+    from docker_transfer.cli.common import run_guarded  # noqa: PLC0415
+
     code = run_guarded(cli, sys.argv[1:] if argv is None else argv)
     if argv is None:
         leave(code)
     return code
 
 
-def leave(code: int) -> NoReturn:
-    """Flush stdout and stderr, then end the process without the interpreter's teardown.
+def start() -> None:
+    """What the command line sets up for its process before anything runs.
 
-    Tearing down a few hundred imported modules and the event loop's leftovers took
-    ~50 ms of every run (a fifth of a no-op rerun, docs/performance.md), and a command
-    has nothing left to clean: reports, summaries and logs are written and closed
-    before ``run_guarded`` returns. Under coverage (or ``DT_FULL_EXIT=1``) the normal
-    exit runs, so atexit hooks still work where something relies on them.
+    The speed-ups (docker_transfer.speedups; ``DT_NETWORK_BACKEND=anyio`` keeps httpcore's
+    own network backend). stamina's hooks are set where the first registry client is built
+    (cli/common.py ``build_client``): importing stamina here would slow every ``--help``.
     """
-    if "coverage" in sys.modules or os.environ.get("DT_FULL_EXIT"):
-        sys.exit(code)
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        # A closed pipe (`| head`) or stream: nothing more can be shown anyway.
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(code)
+    backend = os.environ.get("DT_NETWORK_BACKEND", "asyncio").strip().lower()
+    speedups.apply(asyncio_backend=backend != "anyio")
+
+
+def leave(code: int) -> NoReturn:
+    """End the process at once, output flushed (:func:`docker_transfer.speedups.leave`).
+
+    ``DT_FULL_EXIT=1`` (or coverage) keeps the interpreter's normal exit and its atexit hooks.
+    """
+    speedups.leave(code, full_exit=bool(os.environ.get("DT_FULL_EXIT")))

@@ -1,4 +1,4 @@
-"""rich byte bars; rich itself is imported only when bars are drawn (start-up time: ``_startup.py``).
+"""rich byte bars; rich itself is imported only when bars are drawn (start-up time: ``speedups.py``).
 
 :class:`ByteProgress` is the single-image bar of ``docker-transfer copy``; :func:`byte_bars`
 also draws ``sync``'s bars (``cli/progress.py``).

@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import click
+import stamina.instrumentation
 
 from docker_transfer.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, DockerTransferError, UsageError
 from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.credentials import Credential, CredentialStore
+from docker_transfer.registry.retry import RetryPolicy
 from docker_transfer.registry.transport import TransportOptions
 from docker_transfer.report import TABLE_WIDTH, short_digests
 
@@ -57,7 +59,7 @@ def transport_options(func: F) -> F:
 
 def build_transport(insecure: Sequence[str], ca_cert: str | None, read_timeout: float) -> TransportOptions:
     """Transport options from CLI flags plus the environment."""
-    return TransportOptions.create(insecure, ca_cert=ca_cert, read_timeout=read_timeout)
+    return TransportOptions.create(insecure, ca_cert=ca_cert, read_timeout=read_timeout, use_env=True)
 
 
 def build_client(
@@ -65,10 +67,15 @@ def build_client(
 ) -> tuple[RegistryClient, CredentialStore]:
     """A registry client with Docker-config credentials (plus explicit ones).
 
-    Its passwords and the bearer tokens it obtains are registered for redaction.
+    Its passwords and the bearer tokens it obtains are registered for redaction. The retry
+    policy comes from the environment (``DT_RETRY_*``), and stamina's retry hooks are
+    cleared: its default one logs a bare "stamina.retry_scheduled" warning, while our policy
+    logs what failed and why. (The command line owns its process; a library user's hooks are
+    never touched.)
     """
+    stamina.instrumentation.set_on_retry_hooks([])
     store = CredentialStore(explicit)
-    client = RegistryClient(transport, store)
+    client = RegistryClient(transport, store, retry=RetryPolicy.from_env())
     register_secrets(store.secrets)
     register_secrets(client.auth.secrets)
     return client, store

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-import time
 
 import click
 
@@ -21,29 +19,13 @@ from docker_transfer.cli.common import (
 from docker_transfer.cli.destination import target_credential
 from docker_transfer.config import AttestationMode
 from docker_transfer.engine.blobs import BlobTracker
-from docker_transfer.engine.check import destination_state, source_digest
 from docker_transfer.engine.copy import Copier, CopyResult
-from docker_transfer.errors import UsageError
-from docker_transfer.manifest import platforms_of
-from docker_transfer.plan import is_unchanged
+from docker_transfer.engine.single import destination_tags, unchanged_result
 from docker_transfer.platform import Platform, parse_platform
-from docker_transfer.reference import Reference, parse_reference, validate_tag
-from docker_transfer.registry.client import RegistryClient
+from docker_transfer.reference import Reference, parse_reference
 from docker_transfer.registry.credentials import Credential
 from docker_transfer.registry.transport import TransportOptions
 from docker_transfer.report import human_size
-
-
-def _destination(source: Reference, text: str, extra_tags: tuple[str, ...]) -> tuple[Reference, list[str]]:
-    dest = parse_reference(text, default_tag=None)
-    if dest.digest:
-        raise UsageError(f"destination {text!r} must not carry a digest: the digest comes from the source")
-    tags: list[str] = []
-    first = dest.tag or (source.tag if source.tag and not dest.tag else None)
-    for tag in ([first] if first else []) + [validate_tag(t) for t in extra_tags]:
-        if tag not in tags:
-            tags.append(tag)
-    return dest.with_tag(tags[0]) if tags else dest, tags
 
 
 @click.command("copy", short_help="Copy one image between registries, only the platforms you choose.")
@@ -119,17 +101,22 @@ def copy_command(
     # "--arch amd64,arm64" as well as "--arch amd64 --arch arm64", as crane accepts for --platform.
     names = [name.strip() for arch in arches for name in arch.split(",") if name.strip()]
     platforms: list[Platform] | None = [parse_platform(name) for name in names] or None
-    dest, tags = _destination(src, destination, extra_tags)
+    dest, tags = destination_tags(src, parse_reference(destination, default_tag=None), extra_tags)
     transport = build_transport(insecure, ca_cert, read_timeout)
     credential = target_credential()
     explicit = {dest.api_host: credential} if credential is not None else {}
     result = run_async(
         _copy(src, dest, tags, platforms, transport, concurrency, verbose, force, attestations, explicit)
     )
+    _echo(result, src, dest, tags, as_json)
+
+
+def _echo(result: CopyResult, src: Reference, dest: Reference, tags: list[str], as_json: bool) -> None:
+    """Warnings on stderr; the result as JSON or as a few lines for people."""
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:
-        click.echo(json.dumps(_as_dict(result), indent=2))
+        click.echo(json.dumps(result.to_dict(), indent=2))
         return
     where = ", ".join(f"{dest.name}:{t}" for t in tags) or f"{dest.name}@{result.digest}"
     if result.status == "unchanged":
@@ -176,7 +163,7 @@ def _layout(
     result = layout_copy(source, destination, platforms, extra_tags, transport, concurrency, verbose, as_json)
     to_stderr = parse_location(destination, default_tag=None).is_stdio
     if as_json:
-        click.echo(json.dumps(_as_dict(result), indent=2), err=to_stderr)
+        click.echo(json.dumps(result.to_dict(), indent=2), err=to_stderr)
     else:
         echo_result(result, to_stderr)
 
@@ -197,56 +184,10 @@ async def _copy(
     setup_logging(verbose)
     async with client:
         if tags and not force:
-            held = await _already_there(client, src, dest, tags, platforms, attestations)
+            held = await unchanged_result(client, src, dest, tags, platforms, attestations)
             if held is not None:
                 return held
         copier = Copier(client, BlobTracker(concurrency=concurrency))
         image = await copier.resolve(src, platforms)
         with ByteProgress(enabled=sys.stderr.isatty(), total=image.total_bytes, label=dest.repository) as bar:
             return await copier.push(image, dest, tags, bar.advance, attestations=attestations)
-
-
-async def _already_there(
-    client: RegistryClient,
-    src: Reference,
-    dest: Reference,
-    tags: list[str],
-    platforms: list[Platform] | None,
-    attestations: AttestationMode,
-) -> CopyResult | None:
-    """An ``unchanged`` result when every destination tag holds what this copy would push."""
-    started = time.monotonic()
-    digest, (before, held) = await asyncio.gather(
-        source_digest(client, src), destination_state(client, dest, tags, tags)
-    )
-    if held is None or not is_unchanged(digest, platforms, before, held, attestations=attestations):
-        return None
-    present = tuple(map(str, platforms_of(held))) if held.is_index else ()
-    return CopyResult(
-        source=str(src),
-        destination=dest.name,
-        tags=tuple(tags),
-        digest=held.digest,
-        media_type=held.media_type,
-        platforms=present,
-        duration_s=time.monotonic() - started,
-        status="unchanged",
-    )
-
-
-def _as_dict(result: CopyResult) -> dict[str, object]:
-    return {
-        "status": result.status,
-        "source": result.source,
-        "destination": result.destination,
-        "tags": list(result.tags),
-        "digest": result.digest,
-        "media_type": result.media_type,
-        "platforms": list(result.platforms),
-        "bytes_copied": result.bytes_copied,
-        "blobs_uploaded": result.blobs_uploaded,
-        "blobs_mounted": result.blobs_mounted,
-        "blobs_present": result.blobs_present,
-        "duration_s": round(result.duration_s, 3),
-        "warnings": list(result.warnings),
-    }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import click
@@ -14,61 +13,17 @@ from docker_transfer.cli.common import (
     setup_logging,
     transport_options,
 )
-from docker_transfer.engine.copy import Copier
-from docker_transfer.manifest import Descriptor, Manifest
+from docker_transfer.engine.describe import describe
 from docker_transfer.reference import Reference, parse_reference
-from docker_transfer.registry.client import RegistryClient
-from docker_transfer.registry.manifests import get_manifest
 from docker_transfer.registry.transport import TransportOptions
 from docker_transfer.report import human_size, short_digests
-
-
-def _image_size(image: Manifest) -> int:
-    return len(image.data) + sum(b.size for b in image.blobs)
 
 
 async def _describe(ref: Reference, transport: TransportOptions, verbose: int) -> dict[str, object]:
     client, _ = build_client(transport)
     setup_logging(verbose)
     async with client:
-        top = await client.retry.call(lambda: get_manifest(client, ref))
-        doc: dict[str, object] = {
-            "reference": str(ref),
-            "digest": top.digest,
-            "media_type": top.media_type,
-            "size": len(top.data),
-        }
-        if top.is_index:
-            entries = await asyncio.gather(*(_child(client, ref, d) for d in top.manifests))
-            doc["platforms"] = [e for e in entries if not e.get("attestation")]
-            doc["attestations"] = [e for e in entries if e.get("attestation")]
-            if top.annotations:
-                doc["annotations"] = dict(top.annotations)
-        else:
-            platform = await Copier(client).image_platform(ref, top)
-            doc["platforms"] = [
-                {
-                    "platform": str(platform),
-                    "digest": top.digest,
-                    "media_type": top.media_type,
-                    "size": _image_size(top),
-                }
-            ]
-        return doc
-
-
-async def _child(client: RegistryClient, ref: Reference, desc: Descriptor) -> dict[str, object]:
-    entry: dict[str, object] = {
-        "platform": str(desc.platform) if desc.platform else None,
-        "digest": desc.digest,
-        "media_type": desc.media_type,
-    }
-    if desc.is_attestation:
-        entry["attestation"] = True
-        entry["for"] = desc.annotations.get("vnd.docker.reference.digest")
-    manifest = await client.retry.call(lambda: get_manifest(client, ref, digest=desc.digest))
-    entry["size"] = _image_size(manifest)
-    return entry
+        return await describe(client, ref)
 
 
 @click.command(

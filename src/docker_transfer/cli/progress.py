@@ -11,7 +11,7 @@
 ``plain`` and ``github`` also print a progress line per image in flight every 30 s
 (``cli/ticker.py``), so a long layer is not silent in a log.
 
-rich is imported only when its bars are drawn (start-up time, see ``docker_transfer._startup``).
+rich is imported only when its bars are drawn (start-up time, see ``docker_transfer.speedups``).
 """
 
 from __future__ import annotations

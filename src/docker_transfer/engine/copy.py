@@ -9,7 +9,6 @@ platform is missing or fails, no tag is written.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import time
@@ -31,9 +30,8 @@ from docker_transfer.manifest import (
 )
 from docker_transfer.platform import Platform
 from docker_transfer.reference import Reference
-from docker_transfer.registry.blobs import read_blob
+from docker_transfer.registry.api import RegistryAPI
 from docker_transfer.registry.client import RegistryClient
-from docker_transfer.registry.manifests import get_manifest, manifest_exists, put_manifest
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 REFUSAL_STATUSES = frozenset({400, 403, 415, 422})
@@ -130,6 +128,24 @@ class CopyResult:
     warnings: list[str] = field(default_factory=list)
     """What the copy had to leave out or work around (e.g. attestations the destination refused)."""
 
+    def to_dict(self) -> dict[str, object]:
+        """The JSON document ``docker-transfer copy --json`` prints."""
+        return {
+            "status": self.status,
+            "source": self.source,
+            "destination": self.destination,
+            "tags": list(self.tags),
+            "digest": self.digest,
+            "media_type": self.media_type,
+            "platforms": list(self.platforms),
+            "bytes_copied": self.bytes_copied,
+            "blobs_uploaded": self.blobs_uploaded,
+            "blobs_mounted": self.blobs_mounted,
+            "blobs_present": self.blobs_present,
+            "duration_s": round(self.duration_s, 3),
+            "warnings": list(self.warnings),
+        }
+
 
 class Copier:
     """Copies images between registries through one :class:`RegistryClient`."""
@@ -154,7 +170,7 @@ class Copier:
         With ``allow_missing`` a requested platform the source lacks is recorded
         in ``missing`` instead of failing, as long as one requested platform exists.
         """
-        top = await self.client.retry.call(lambda: get_manifest(self.client, source))
+        top = await self.client.get_manifest(source)
         if top.is_index:
             return await self._resolve_index(source, top, platforms, annotate, allow_missing)
         platform = await self.image_platform(source, top)
@@ -162,7 +178,15 @@ class Copier:
         if missing and (not allow_missing or len(missing) == len(platforms or ())):
             raise PlatformNotFoundError(str(source), [str(p) for p in missing], [str(platform)])
         return ResolvedImage(
-            source, top, top.data, top.media_type, top.digest, (), (platform,), None, missing
+            source=source,
+            top=top,
+            push_data=top.data,
+            push_media_type=top.media_type,
+            push_digest=top.digest,
+            children=(),
+            platforms=(platform,),
+            selection=None,
+            missing=missing,
         )
 
     async def _resolve_index(
@@ -184,9 +208,7 @@ class Copier:
 
         async def child(digest: str) -> Manifest:
             async with limit:
-                manifest = await self.client.retry.call(
-                    lambda: get_manifest(self.client, source, digest=digest)
-                )
+                manifest = await self.client.get_manifest(source, digest=digest)
             if manifest.is_index:
                 raise ManifestError(f"{source}: nested index {digest} is not supported", digest=digest)
             return manifest
@@ -195,42 +217,20 @@ class Copier:
         children = tuple(await asyncio.gather(*(child(d) for d in distinct)))
         data = build_filtered_index(top, selection, source_digest_annotation=annotate)
         return ResolvedImage(
-            source,
-            top,
-            data,
-            top.media_type,
-            sha256_digest(data),
-            children,
-            selection.platforms,
-            selection,
-            selection.missing,
+            source=source,
+            top=top,
+            push_data=data,
+            push_media_type=top.media_type,
+            push_digest=sha256_digest(data),
+            children=children,
+            platforms=selection.platforms,
+            selection=selection,
+            missing=selection.missing,
         )
 
     async def image_platform(self, source: Reference, image: Manifest) -> Platform:
-        config = image.config
-        if config is None:
-            raise ManifestError(f"{source}: image manifest has no config", digest=image.digest)
-        data = await self.client.retry.call(
-            lambda: read_blob(
-                self.client,
-                source.api_host,
-                source.repository,
-                config.digest,
-                config.size,
-                limit=MAX_CONFIG_BYTES,
-            )
-        )
-        try:
-            doc = json.loads(data)
-        except (ValueError, RecursionError):
-            raise ManifestError(
-                f"{source}: image config {config.digest} is not JSON", digest=config.digest
-            ) from None
-        if not isinstance(doc, dict):
-            raise ManifestError(
-                f"{source}: image config {config.digest} is not an object", digest=config.digest
-            )
-        return Platform.from_oci(doc)
+        """The platform a single image manifest's config names (one small GET)."""
+        return await image_platform(self.client, source, image)
 
     async def push(
         self,
@@ -373,10 +373,9 @@ class Copier:
         """
         client = self.client
         media_type = manifest.media_type
-        put = functools.partial(put_manifest, client, destination, identifier, data, media_type)
         for recheck in range(MANIFEST_RECHECKS + 1):
             try:
-                await client.retry.call(put)
+                await client.put_manifest(destination, identifier, data, media_type)
                 return
             except RegistryError as exc:
                 lost = exc.status == 400 and exc.code in _LOST_REFERENCE
@@ -402,8 +401,7 @@ class Copier:
         host, repo, client = destination.api_host, destination.repository, self.client
         if manifest.is_index:
             for child in image.children:
-                present = functools.partial(manifest_exists, client, destination, child.digest)
-                if not await client.retry.call(present):
+                if not await client.manifest_exists(destination, child.digest):
                     await self._put(image, child, destination, child.digest, child.data, "image manifest")
             return
         for blob in manifest.blobs:
@@ -451,3 +449,22 @@ def refusal(
         media_type=media_type,
         cause=exc,
     )
+
+
+async def image_platform(client: RegistryAPI, source: Reference, image: Manifest) -> Platform:
+    """The platform a single image manifest's config names (one small GET)."""
+    config = image.config
+    if config is None:
+        raise ManifestError(f"{source}: image manifest has no config", digest=image.digest)
+    data = await client.read_blob(
+        source.api_host, source.repository, config.digest, config.size, limit=MAX_CONFIG_BYTES
+    )
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ManifestError(
+            f"{source}: image config {config.digest} is not JSON", digest=config.digest
+        ) from None
+    if not isinstance(doc, dict):
+        raise ManifestError(f"{source}: image config {config.digest} is not an object", digest=config.digest)
+    return Platform.from_oci(doc)

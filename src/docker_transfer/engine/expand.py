@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 
 from docker_transfer.errors import DockerTransferError
 from docker_transfer.plan import Job, expand_job
-from docker_transfer.registry.client import RegistryClient
-from docker_transfer.registry.tags import list_tags
+from docker_transfer.registry.api import RegistryAPI
 from docker_transfer.report import TagResult
 
 LISTINGS_AT_ONCE = 8
@@ -31,13 +30,13 @@ class Expanded:
     """Rule jobs that chose no tag (not a failure: the entry has nothing to copy today)."""
 
 
-async def expand_rule_jobs(client: RegistryClient, jobs: Sequence[Job]) -> Expanded:
+async def expand_rule_jobs(client: RegistryAPI, jobs: Sequence[Job]) -> Expanded:
     """Replace each rule job by one job per chosen tag, keeping the config's order."""
     gate = asyncio.Semaphore(LISTINGS_AT_ONCE)
 
     async def listing(job: Job) -> list[str]:
         async with gate:
-            return await list_tags(client, job.entry.source)
+            return await client.list_tags(job.entry.source)
 
     sources = {job.entry.source.name: job for job in jobs if job.has_rules}
     names = list(sources)

@@ -9,7 +9,6 @@ does not go through here.
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
@@ -23,9 +22,7 @@ from docker_transfer.layout.stream import StreamFiles
 from docker_transfer.layout.writers import ArchiveWriter, OciDirWriter
 from docker_transfer.manifest import Descriptor, Manifest
 from docker_transfer.reference import Reference
-from docker_transfer.registry.blobs import blob_exists, read_blob
 from docker_transfer.registry.client import RegistryClient
-from docker_transfer.registry.manifests import get_manifest, put_manifest
 from docker_transfer.registry.upload import start_upload, upload_chunked, upload_monolithic
 
 ProgressHook = Callable[[int], None]
@@ -96,11 +93,11 @@ class RegistrySource:
 
     async def top(self) -> Manifest:
         """GET the manifest by tag or digest."""
-        return await self.client.retry.call(lambda: get_manifest(self.client, self.ref))
+        return await self.client.get_manifest(self.ref)
 
     async def manifest(self, digest: str, media_type: str | None = None) -> Manifest:
         """GET a child by digest."""
-        return await self.client.retry.call(lambda: get_manifest(self.client, self.ref, digest=digest))
+        return await self.client.get_manifest(self.ref, digest=digest)
 
     def blob_chunks(self, desc: Descriptor) -> AsyncIterator[bytes]:
         """Stream a blob, resuming with ``Range`` after a dropped connection."""
@@ -108,10 +105,8 @@ class RegistrySource:
 
     async def read_blob(self, desc: Descriptor, limit: int) -> bytes:
         """GET a config, verified."""
-        return await self.client.retry.call(
-            lambda: read_blob(
-                self.client, self.ref.api_host, self.ref.repository, desc.digest, desc.size, limit=limit
-            )
+        return await self.client.read_blob(
+            self.ref.api_host, self.ref.repository, desc.digest, desc.size, limit=limit
         )
 
     async def close(self) -> None:
@@ -133,10 +128,7 @@ class RegistryDestination:
 
     async def has_blob(self, digest: str, size: int) -> bool:
         """HEAD the blob."""
-        ref = self.ref
-        return await self.client.retry.call(
-            lambda: blob_exists(self.client, ref.api_host, ref.repository, digest)
-        )
+        return await self.client.blob_exists(self.ref.api_host, self.ref.repository, digest)
 
     async def put_blob(self, digest: str, size: int, chunks: Opener, progress: ProgressHook | None) -> None:
         """Upload a blob; each retry reopens the source stream from the start."""
@@ -153,18 +145,12 @@ class RegistryDestination:
 
     async def put_manifest(self, digest: str, data: bytes, media_type: str) -> None:
         """PUT a manifest by digest."""
-        await self.client.retry.call(
-            functools.partial(put_manifest, self.client, self.ref, digest, data, media_type)
-        )
+        await self.client.put_manifest(self.ref, digest, data, media_type)
 
     async def tag(self, ref_name: str | None, manifest: Manifest) -> None:
         """PUT the manifest under a tag (nothing more when untagged: it was PUT by digest)."""
         if ref_name is not None:
-            await self.client.retry.call(
-                functools.partial(
-                    put_manifest, self.client, self.ref, ref_name, manifest.data, manifest.media_type
-                )
-            )
+            await self.client.put_manifest(self.ref, ref_name, manifest.data, manifest.media_type)
 
     async def commit(self) -> None:
         """Tags were written as they came."""

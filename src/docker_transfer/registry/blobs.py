@@ -10,12 +10,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import httpx
 
 from docker_transfer.errors import DigestMismatchError, RegistryError, SizeMismatchError
-from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.httperrors import error_from_response, read_bounded
+
+if TYPE_CHECKING:
+    # The client's verbs (RegistryClient.get_manifest…) call these: no import at run time.
+    from docker_transfer.registry.client import RegistryClient
 
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})

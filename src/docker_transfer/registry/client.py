@@ -1,8 +1,10 @@
 """The registry client core: one pooled HTTP client, auth, scheme choice, request accounting.
 
-Verbs live beside it, one file each (``manifests``, ``blobs``, ``upload``), and
+Verbs live beside it, one file each (``manifests``, ``blobs``, ``upload``, ``tags``), and
 talk to registries only through :meth:`RegistryClient.send`, so network errors,
-TLS failures and request counting are handled in one place.
+TLS failures and request counting are handled in one place. The client offers them as
+methods with their retries inside: the :class:`~docker_transfer.registry.api.RegistryAPI`
+the engine is written against.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import Counter
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -17,6 +20,12 @@ from typing import Any
 import httpx
 
 from docker_transfer.errors import TLSError, UnsafeRedirectError
+from docker_transfer.manifest import Manifest
+from docker_transfer.reference import Reference
+from docker_transfer.registry import blobs as _blobs
+from docker_transfer.registry import manifests as _manifests
+from docker_transfer.registry import tags as _tags
+from docker_transfer.registry import upload as _upload
 from docker_transfer.registry.auth import RegistryAuth
 from docker_transfer.registry.credentials import CredentialLookup, CredentialStore
 from docker_transfer.registry.httperrors import MAX_ERROR_BODY, parse_ratelimit, read_bounded, transport_error
@@ -146,7 +155,7 @@ class RegistryClient:
         self.requests_per_host = requests_per_host or max(1, self.transport.max_connections // 2)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self.credentials: CredentialLookup = credentials or CredentialStore()
-        self.retry = retry or RetryPolicy.from_env()
+        self.retry = retry or RetryPolicy()
         self.http = http or self.transport.build_client()
         self.auth = RegistryAuth(self.credentials, self.transport, self._send_token_request)
         self.stats = RequestStats()
@@ -243,3 +252,55 @@ class RegistryClient:
     async def url(self, host: str, path: str) -> str:
         """Absolute URL of an API path on a registry host."""
         return f"{await self.base_url(host)}{path}"
+
+    # --- RegistryAPI (registry/api.py): the verbs, each retried by self.retry ---
+
+    async def head_manifest(
+        self, ref: Reference, *, destination: bool = False
+    ) -> _manifests.ManifestHead | None:
+        """HEAD a manifest (retried); None when absent."""
+        return await self.retry.call(lambda: _manifests.head_manifest(self, ref, destination=destination))
+
+    async def get_manifest(
+        self, ref: Reference, *, digest: str | None = None, destination: bool = False
+    ) -> Manifest:
+        """GET a manifest, bounded and verified (retried)."""
+        return await self.retry.call(
+            lambda: _manifests.get_manifest(self, ref, digest=digest, destination=destination)
+        )
+
+    async def put_manifest(self, ref: Reference, identifier: str, data: bytes, media_type: str) -> str:
+        """PUT manifest bytes under a tag or digest (retried); returns their digest."""
+        return await self.retry.call(lambda: _manifests.put_manifest(self, ref, identifier, data, media_type))
+
+    async def manifest_exists(self, ref: Reference, digest: str) -> bool:
+        """True when ``digest`` is stored in ``ref``'s repository (retried)."""
+        return await self.retry.call(lambda: _manifests.manifest_exists(self, ref, digest))
+
+    async def blob_exists(self, host: str, repository: str, digest: str) -> bool:
+        """HEAD a blob (retried)."""
+        return await self.retry.call(lambda: _blobs.blob_exists(self, host, repository, digest))
+
+    async def read_blob(self, host: str, repository: str, digest: str, size: int, *, limit: int) -> bytes:
+        """A small blob whole, verified (retried)."""
+        return await self.retry.call(
+            lambda: _blobs.read_blob(self, host, repository, digest, size, limit=limit)
+        )
+
+    async def mount_blob(
+        self, host: str, repository: str, digest: str, from_repository: str
+    ) -> _upload.UploadSession | None:
+        """Cross-repository mount (retried): None when mounted, else an upload session."""
+        return await self.retry.call(
+            lambda: _upload.mount_blob(self, host, repository, digest, from_repository)
+        )
+
+    def open_blob(
+        self, host: str, repository: str, digest: str, *, offset: int = 0, size: int | None = None
+    ) -> AbstractAsyncContextManager[httpx.Response]:
+        """A blob's body to stream; not retried here (its reader resumes or restarts it)."""
+        return _blobs.open_blob(self, host, repository, digest, offset=offset, size=size)
+
+    async def list_tags(self, ref: Reference) -> list[str]:
+        """Every tag of ``ref``'s repository (each page retried)."""
+        return await _tags.list_tags(self, ref)

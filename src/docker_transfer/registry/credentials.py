@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from docker_transfer.errors import CredentialError
+from docker_transfer.reference import DOCKER_HUB_ALIASES
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
-_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
 HELPER_TIMEOUT = 10.0
 """Seconds a credential helper may take (``DT_CREDENTIAL_HELPER_TIMEOUT`` overrides)."""
 
@@ -99,8 +99,8 @@ def _key_matches(key: str, host: str, *, scoped: bool = False) -> bool:
     if scoped and "/" in bare.rstrip("/"):
         return False
     bare = bare.split("/", 1)[0].lower()
-    if host in _HUB_ALIASES:
-        return bare in _HUB_ALIASES
+    if host in DOCKER_HUB_ALIASES:
+        return bare in DOCKER_HUB_ALIASES
     return bare == host
 
 
@@ -169,7 +169,7 @@ class DockerConfig:
         return None
 
     def _helper_server(self, host: str) -> str:
-        if host not in _HUB_ALIASES:
+        if host not in DOCKER_HUB_ALIASES:
             return host
         return "docker.io" if self.containers else DOCKER_HUB_KEY
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import json
-import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -22,8 +21,8 @@ from docker_transfer.errors import (
 )
 
 MAX_ERROR_BODY = 64 * 1024
-RETRY_AFTER_CAP = 300.0
-"""Longest wait a ``Retry-After`` can impose (``DT_RETRY_AFTER_CAP`` overrides)."""
+RETRY_AFTER_LIMIT = 86400.0
+"""Longest ``Retry-After`` read from an answer; the retry policy caps it further (``retry_after_cap``)."""
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 CREDENTIAL_SENT = "docker_transfer.credential_sent"
 """Response extension set by the auth flow on a 401/403: whether any credential was found for the host."""
@@ -96,29 +95,21 @@ def parse_count(value: str | None, *, max_digits: int = 18) -> int | None:
     return int(value)
 
 
-def _cap() -> float:
-    raw = os.environ.get("DT_RETRY_AFTER_CAP", "")
-    try:
-        return float(raw) if raw else RETRY_AFTER_CAP
-    except ValueError:
-        return RETRY_AFTER_CAP
-
-
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), capped."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), at most a day."""
     if not value:
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
         # Any number of digits: a delay past the cap is the cap.
         seconds = parse_count(value)
-        return _cap() if seconds is None else min(float(seconds), _cap())
+        return RETRY_AFTER_LIMIT if seconds is None else min(float(seconds), RETRY_AFTER_LIMIT)
     try:
         when = email.utils.parsedate_to_datetime(value)
         delay = when.timestamp() - (time.time() if now is None else now)
     except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
-    return max(0.0, min(delay, _cap()))
+    return max(0.0, min(delay, RETRY_AFTER_LIMIT))
 
 
 def parse_ratelimit(headers: httpx.Headers) -> tuple[int | None, int | None, int | None] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from docker_transfer.errors import DigestMismatchError, ManifestError, NotFoundError
 from docker_transfer.manifest import (
@@ -13,8 +14,11 @@ from docker_transfer.manifest import (
     sha256_digest,
 )
 from docker_transfer.reference import Reference, is_digest
-from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.httperrors import error_from_response, parse_count, read_bounded
+
+if TYPE_CHECKING:
+    # The client's verbs (RegistryClient.get_manifest…) call these: no import at run time.
+    from docker_transfer.registry.client import RegistryClient
 
 ACCEPT_HEADER = ", ".join(ACCEPT_MANIFESTS)
 

@@ -28,12 +28,14 @@ from typing import Any
 import httpcore
 from httpcore import AsyncNetworkBackend, AsyncNetworkStream
 
+# Bytes per socket read and the asyncio attributes that set them: docker_transfer.speedups
+# (this backend is one of the speed-ups, plugged in by it).
+from docker_transfer.speedups import READ_SIZE, larger_tcp_reads, larger_tls_reads
+
+__all__ = ["READ_SIZE", "AsyncioBackend", "AsyncioStream"]
+
 SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
-# Bytes per socket read: httpcore asks for this much (transport.py sets its READ_NUM_BYTES) and
-# asyncio's plain-TCP transport is told to recv as much (its own default is 256 KiB). Fewer,
-# larger pieces cut the client's CPU per blob (docs/performance.md).
-READ_SIZE = 1024 * 1024
 # Seconds before the next address of a host is tried in parallel (RFC 8305's recommendation).
 HAPPY_EYEBALLS_DELAY = 0.25
 # Stop reading from the kernel while this much is received and not yet consumed.
@@ -194,11 +196,7 @@ class AsyncioStream(AsyncNetworkStream):
         # start_tls does not call connection_made again: flow control now goes through the
         # TLS transport (pausing it stops decryption, and the TLS layer then pauses the socket).
         self._pipe.transport = transport
-        # asyncio's TLS layer also reads at most 256 KiB per socket read; match READ_SIZE.
-        # (The attribute is asyncio's; without it the default stays.)
-        tls = getattr(transport, "_ssl_protocol", None)
-        if isinstance(getattr(tls, "max_size", None), int):
-            tls.max_size = READ_SIZE  # type: ignore[union-attr]
+        larger_tls_reads(transport)
         return AsyncioStream(self._pipe, transport)
 
     def get_extra_info(self, info: str) -> Any:
@@ -268,24 +266,9 @@ class AsyncioBackend(AsyncNetworkBackend):
         for option in socket_options or ():
             if sock is not None:
                 sock.setsockopt(*option)
-        if isinstance(getattr(transport, "max_size", None), int):
-            transport.max_size = READ_SIZE  # type: ignore[attr-defined]
+        larger_tcp_reads(transport)
         return AsyncioStream(pipe, transport)
 
     async def sleep(self, seconds: float) -> None:
         """Sleep (httpcore's connect retries)."""
         await asyncio.sleep(seconds)
-
-
-def use_asyncio_backend(transport: object) -> bool:
-    """Point an ``httpx.AsyncHTTPTransport``'s connection pool at :class:`AsyncioBackend`.
-
-    Must run before the pool opens its first connection. httpx does not expose the
-    backend as a parameter, so this sets httpcore's attribute; a layout without it
-    keeps httpcore's default backend (returns False).
-    """
-    pool = getattr(transport, "_pool", None)
-    if pool is None or not hasattr(pool, "_network_backend"):
-        return False
-    pool._network_backend = AsyncioBackend()
-    return True

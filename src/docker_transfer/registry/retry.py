@@ -15,15 +15,14 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import stamina
-import stamina.instrumentation
 
 from docker_transfer.errors import DockerTransferError, RegistryError, TransportError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-# stamina's default hook logs a bare "stamina.retry_scheduled" warning; ours says what failed.
-stamina.instrumentation.set_on_retry_hooks([])
+RETRY_AFTER_CAP = 300.0
+"""Longest wait a registry's ``Retry-After`` can impose by default (``DT_RETRY_AFTER_CAP``)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,8 @@ class RetryPolicy:
     wait_max: float = 30.0
     wait_jitter: float = 1.0
     timeout: float | None = None
+    retry_after_cap: float = RETRY_AFTER_CAP
+    """Longest wait a ``Retry-After`` answer can impose; a longer one waits this long."""
     _unreachable: set[str] = field(default_factory=set, compare=False, repr=False)
     """Hosts already reported as unreachable: said once at the default verbosity, then at -v."""
 
@@ -43,8 +44,9 @@ class RetryPolicy:
         if not isinstance(exc, DockerTransferError) or not exc.retryable:
             return False
         if isinstance(exc, RegistryError) and exc.retry_after is not None:
-            log.info("retrying in %.1fs as the registry asked: %s", exc.retry_after, exc)
-            return max(exc.retry_after, 0.01)
+            wait = max(min(exc.retry_after, self.retry_after_cap), 0.01)
+            log.info("retrying in %.1fs as the registry asked: %s", wait, exc)
+            return wait
         if isinstance(exc, TransportError) and exc.connecting and exc.host not in self._unreachable:
             # A refused or timed-out connect is said at once, not after the silent backoff ends.
             self._unreachable.add(exc.host)
@@ -55,7 +57,8 @@ class RetryPolicy:
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
-        """Defaults, overridden by ``DT_RETRY_ATTEMPTS``, ``DT_RETRY_WAIT_INITIAL``, ``DT_RETRY_WAIT_MAX``."""
+        """Defaults, overridden by ``DT_RETRY_ATTEMPTS``, ``DT_RETRY_WAIT_INITIAL``, ``DT_RETRY_WAIT_MAX``
+        and ``DT_RETRY_AFTER_CAP``: the command line's policy (a library passes its own)."""
 
         def number(name: str, default: float) -> float:
             raw = os.environ.get(name, "").strip()
@@ -70,6 +73,7 @@ class RetryPolicy:
             wait_initial=number("DT_RETRY_WAIT_INITIAL", base.wait_initial),
             wait_max=number("DT_RETRY_WAIT_MAX", base.wait_max),
             wait_jitter=min(number("DT_RETRY_WAIT_MAX", base.wait_max), base.wait_jitter),
+            retry_after_cap=max(0.0, number("DT_RETRY_AFTER_CAP", base.retry_after_cap)),
         )
 
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:

@@ -8,13 +8,17 @@ from __future__ import annotations
 import functools
 import json
 import re
+from typing import TYPE_CHECKING
 
 import httpx
 
 from docker_transfer.errors import RegistryError, UnsafeRedirectError
 from docker_transfer.reference import Reference
-from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.httperrors import error_from_response, read_bounded
+
+if TYPE_CHECKING:
+    # The client's verbs (RegistryClient.get_manifest…) call these: no import at run time.
+    from docker_transfer.registry.client import RegistryClient
 
 PAGE_SIZE = 1000
 """Tags asked for per page (``n=``); registries may answer fewer."""

@@ -15,12 +15,11 @@ import ssl
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 
 from docker_transfer.errors import UnsafeRedirectError, UsageError
-from docker_transfer.registry.netbackend import READ_SIZE, use_asyncio_backend
+from docker_transfer.speedups import trust_context, tune_client
 
 INSECURE_ENV = "DT_INSECURE_REGISTRIES"
 _HOST_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
@@ -64,9 +63,9 @@ class TransportOptions:
         *,
         ca_cert: str | None = None,
         read_timeout: float = 60.0,
-        use_env: bool = True,
+        use_env: bool = False,
     ) -> TransportOptions:
-        """Build options from CLI values plus ``DT_INSECURE_REGISTRIES``."""
+        """Build options from CLI values (plus ``DT_INSECURE_REGISTRIES`` with ``use_env``)."""
         hosts = {normalise_host(h) for h in insecure}
         if use_env:
             hosts |= insecure_hosts_from_env()
@@ -93,13 +92,12 @@ class TransportOptions:
     def ssl_context(self) -> ssl.SSLContext:
         """System CAs (or ``SSL_CERT_FILE``), plus ``--ca-cert`` when given.
 
-        The system bundle is read at the first verified handshake, not at start-up
-        (20-35 ms, paid for nothing by a run whose hosts are all plain HTTP), as Go
-        loads its roots for skopeo. ``--ca-cert`` is read now, so a bad file fails early.
+        With :mod:`docker_transfer.speedups` applied the system bundle is read at the first
+        verified handshake, not at start-up, as Go loads its roots for skopeo.
+        ``--ca-cert`` is read now, so a bad file fails early.
         """
-        # SSL_CERT_FILE replaces the default bundle, as for OpenSSL itself.
-        ctx = DeferredTrustContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.trust_later(os.environ.get("SSL_CERT_FILE") or None)
+        # SSL_CERT_FILE replaces the default bundle, as for OpenSSL (and httpx) itself.
+        ctx = trust_context(os.environ.get("SSL_CERT_FILE") or None)
         keylog = os.environ.get("SSLKEYLOGFILE")
         if keylog:
             ctx.keylog_filename = keylog
@@ -153,7 +151,6 @@ class TransportOptions:
 
     def build_client(self) -> httpx.AsyncClient:
         """One pooled async client; per-host TLS handled by mounted transports."""
-        _larger_reads()
         timeout = httpx.Timeout(self.connect_timeout, read=self.read_timeout, write=self.read_timeout)
         limits = httpx.Limits(
             max_connections=self.max_connections, max_keepalive_connections=self.max_connections
@@ -173,11 +170,8 @@ class TransportOptions:
             # HTTP(S)_PROXY / NO_PROXY are honoured; TLS trust comes from ssl_context() alone.
             trust_env=True,
         )
-        if os.environ.get("DT_NETWORK_BACKEND", "asyncio").strip().lower() != "anyio":
-            # The default transport and every mount, proxies from the environment included.
-            for transport in (client._transport, *client._mounts.values()):
-                if transport is not None:
-                    use_asyncio_backend(transport)
+        # The asyncio network backend, when docker_transfer.speedups was applied.
+        tune_client(client)
         return client
 
 
@@ -188,40 +182,6 @@ def https_proxy_for(host: str) -> str | None:
     if not proxy or urllib.request.proxy_bypass(host):
         return None
     return proxy
-
-
-class DeferredTrustContext(ssl.SSLContext):
-    """A verifying client context that loads its CA bundle on the first handshake.
-
-    Same settings as :func:`ssl.create_default_context` (``PROTOCOL_TLS_CLIENT``:
-    hostname check, certificate required); only the moment the bundle is read differs.
-    """
-
-    _cafile: str | None = None
-    _pending = False
-
-    def trust_later(self, cafile: str | None) -> None:
-        """Load ``cafile`` (or the system's default CAs when None) before the first handshake."""
-        self._cafile = cafile
-        self._pending = True
-
-    def _load_trust(self) -> None:
-        if self._pending:
-            self._pending = False
-            if self._cafile:
-                self.load_verify_locations(cafile=self._cafile)
-            else:
-                self.load_default_certs(ssl.Purpose.SERVER_AUTH)
-
-    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
-        """Load the bundle if still pending, then as :meth:`ssl.SSLContext.wrap_bio`."""
-        self._load_trust()
-        return super().wrap_bio(*args, **kwargs)
-
-    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
-        """Load the bundle if still pending, then as :meth:`ssl.SSLContext.wrap_socket`."""
-        self._load_trust()
-        return super().wrap_socket(*args, **kwargs)
 
 
 def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -238,22 +198,6 @@ def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
         return ipaddress.IPv4Address(socket.inet_aton(host))
     except (OSError, ValueError):
         return None
-
-
-def _larger_reads() -> None:
-    """Read sockets ``READ_SIZE`` (1 MiB) at a time instead of httpcore's 64 KiB.
-
-    Blob streams are CPU-bound in the HTTP stack per chunk, not per byte: fewer,
-    larger chunks cut the client's CPU (64 KiB -> 256 KiB: about 15 %; 256 KiB -> 1 MiB
-    with the asyncio backend: about 9 %; docs/performance.md). The attribute is
-    httpcore's own knob.
-    """
-    try:
-        from httpcore._async.http11 import AsyncHTTP11Connection  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - a different httpcore layout: keep its default
-        return
-    if getattr(AsyncHTTP11Connection, "READ_NUM_BYTES", READ_SIZE) < READ_SIZE:
-        AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
 
 
 def _redact(url: httpx.URL) -> str:

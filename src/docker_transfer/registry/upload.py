@@ -11,12 +11,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
 from docker_transfer.errors import DigestMismatchError, RegistryError, SizeMismatchError
-from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.httperrors import aclosing_iter, error_from_response, parse_count, read_bounded
+
+if TYPE_CHECKING:
+    # The client's verbs (RegistryClient.get_manifest…) call these: no import at run time.
+    from docker_transfer.registry.client import RegistryClient
 
 DEFAULT_CHUNK = 8 * 1024 * 1024
 ProgressHook = Callable[[int], None]
@@ -170,54 +174,14 @@ async def upload_chunked(
     stream = VerifiedStream(chunks, digest, size, progress)
     offset = 0
     buffer = bytearray()
-
-    async def flush(data: bytes) -> None:
-        nonlocal offset
-        start = 0
-        for _ in range(3):
-            part = data[start:]
-            headers = {
-                "Content-Type": "application/octet-stream",
-                "Content-Range": f"{offset}-{offset + len(part) - 1}",
-                "Content-Length": str(len(part)),
-            }
-            response = await client.send("PATCH", session.location, headers=headers, content=part)
-            if response.status_code in (201, 202, 204):
-                await read_bounded(response, 1024)
-                if response.headers.get("Location"):
-                    session.location = client.transport.follow_url(
-                        response.request.url, response.headers["Location"]
-                    )
-                offset += len(part)
-                return
-            if response.status_code == 416:
-                await read_bounded(response, 1024)
-                held_until = await _upload_status(client, session)
-                chunk_start = offset - start
-                if not chunk_start <= held_until <= chunk_start + len(data):
-                    raise RegistryError(
-                        f"upload {digest}: registry offset {held_until} outside the chunk we hold",
-                        host=session.host,
-                        retryable=True,
-                    )
-                start = held_until - chunk_start
-                offset = held_until
-                if start == len(data):
-                    return
-                continue
-            raise await error_from_response(
-                response, f"PATCH {digest} to {session.host}/{session.repository}", destination=True
-            )
-        raise RegistryError(f"upload {digest}: chunk refused repeatedly", host=session.host, retryable=True)
-
     async with aclosing_iter(stream.__aiter__()) as pieces:
         async for piece in pieces:
             buffer.extend(piece)
             if len(buffer) >= chunk_size:
-                await flush(bytes(buffer))
+                offset = await _send_chunk(client, session, digest, bytes(buffer), offset)
                 buffer.clear()
     if buffer:
-        await flush(bytes(buffer))
+        offset = await _send_chunk(client, session, digest, bytes(buffer), offset)
     # Reaching here means VerifiedStream checked size and digest: only now commit.
     response = await client.send(
         "PUT", _with_digest(session.location, digest), headers={"Content-Length": "0"}, content=b""
@@ -227,3 +191,48 @@ async def upload_chunked(
         raise await error_from_response(
             response, f"commit {digest} to {session.host}/{session.repository}", destination=True
         )
+
+
+async def _send_chunk(
+    client: RegistryClient, session: UploadSession, digest: str, data: bytes, offset: int
+) -> int:
+    """PATCH ``data``, which starts at ``offset`` of the blob; returns the offset after it.
+
+    A 416 means the registry's offset disagrees with ours: ask it where it is and resend
+    from there when that lies within ``data``.
+    """
+    start = 0
+    for _ in range(3):
+        part = data[start:]
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"{offset}-{offset + len(part) - 1}",
+            "Content-Length": str(len(part)),
+        }
+        response = await client.send("PATCH", session.location, headers=headers, content=part)
+        if response.status_code in (201, 202, 204):
+            await read_bounded(response, 1024)
+            if response.headers.get("Location"):
+                session.location = client.transport.follow_url(
+                    response.request.url, response.headers["Location"]
+                )
+            return offset + len(part)
+        if response.status_code == 416:
+            await read_bounded(response, 1024)
+            held_until = await _upload_status(client, session)
+            chunk_start = offset - start
+            if not chunk_start <= held_until <= chunk_start + len(data):
+                raise RegistryError(
+                    f"upload {digest}: registry offset {held_until} outside the chunk we hold",
+                    host=session.host,
+                    retryable=True,
+                )
+            start = held_until - chunk_start
+            offset = held_until
+            if start == len(data):
+                return offset
+            continue
+        raise await error_from_response(
+            response, f"PATCH {digest} to {session.host}/{session.repository}", destination=True
+        )
+    raise RegistryError(f"upload {digest}: chunk refused repeatedly", host=session.host, retryable=True)
