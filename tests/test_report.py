@@ -15,8 +15,8 @@ from docker_transfer.report import (
     human_duration,
     human_size,
     merge_reports,
-    render_table,
 )
+from docker_transfer.reporttable import render_table
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 D1 = "sha256:" + "a" * 64
@@ -95,7 +95,7 @@ def test_defaults() -> None:
 def test_to_dict_shape() -> None:
     data = sample().to_dict()
     assert list(data) == ["version", "started", "finished", "results", "summary"]
-    assert data["version"] == 2
+    assert data["version"] == 3
     assert data["started"] == "2025-01-02T03:04:05Z"
     assert data["finished"] == "2025-01-02T03:05:40Z"
     assert data["results"][0] == {
@@ -110,6 +110,7 @@ def test_to_dict_shape() -> None:
         "error": None,
         "skipped": [],
         "warnings": [],
+        "destination": None,
     }
     assert set(data["summary"]) >= {"copied", "unchanged", "failed", "bytes_copied"}
 
@@ -132,7 +133,7 @@ def test_duration_rounded_to_milliseconds() -> None:
 def test_to_json_indented_with_trailing_newline() -> None:
     text = sample().to_json()
     assert text.endswith("}\n") and not text.endswith("\n\n")
-    assert text.startswith('{\n  "version": 2,\n')
+    assert text.startswith('{\n  "version": 3,\n')
     assert json.loads(text) == sample().to_dict()
 
 
@@ -165,7 +166,7 @@ def test_from_dict_optional_result_keys_default() -> None:
     assert report.results == [TagResult(NGINX, "nginx", "latest", "planned")]
 
 
-@pytest.mark.parametrize("version", [None, 3, "1", True])
+@pytest.mark.parametrize("version", [None, 4, "1", True])
 def test_from_dict_rejects_other_versions(version: Any) -> None:
     data = sample().to_dict()
     data["version"] = version

@@ -23,8 +23,8 @@ from docker_transfer.report import (
     human_duration,
     human_size,
     short_digests,
-    short_platform,
 )
+from docker_transfer.reporttable import short_platform
 
 STATUS_ICONS = {"failed": "❌", "interrupted": "⏹️", "copied": "✅", "planned": "📝", "unchanged": "⚪"}
 """The icon shown before each status in the summary."""

@@ -26,7 +26,8 @@ from docker_transfer.plan import Job, Target, plan_jobs
 from docker_transfer.reference import Reference
 from docker_transfer.registry.credentials import Credential
 from docker_transfer.registry.transport import TransportOptions
-from docker_transfer.report import Report, render_table
+from docker_transfer.report import Report
+from docker_transfer.reporttable import render_table
 from docker_transfer.shard import Shard
 
 
@@ -49,6 +50,7 @@ def layout_jobs(config: Config) -> list[Job]:
             destination=Reference(
                 registry="oci", repository=job.entry.target, tag=job.tags[0] if job.tags else None
             ),
+            where="",
         )
         for job in jobs
     ]

@@ -57,7 +57,8 @@ from docker_transfer.registry.credentials import (
     config_path,
     containers_auth_path,
 )
-from docker_transfer.report import Report, config_problems, render_table
+from docker_transfer.report import Report, config_problems
+from docker_transfer.reporttable import render_table
 from docker_transfer.shard import Shard, parse_shard
 from docker_transfer.summary import (
     config_error_command,
