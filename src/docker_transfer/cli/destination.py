@@ -9,6 +9,7 @@ must refuse a path that cannot be written before any registry is contacted.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,9 +18,10 @@ from docker_transfer.config import Config
 from docker_transfer.errors import InvalidReferenceError, UsageError
 from docker_transfer.naming import ALLOW_NESTED_HINT, check_nested_targets, is_acr_personal
 from docker_transfer.plan import Target
-from docker_transfer.reference import validate_repository
+from docker_transfer.reference import Reference, validate_repository
 from docker_transfer.registry.credentials import Credential
 
+_TRANSPORT = re.compile(r"^[a-z][a-z0-9+.-]*:(?!\d)", re.IGNORECASE)
 DEFAULT_ALIYUN_REGISTRY = "registry.cn-hangzhou.aliyuncs.com"
 ALLOW_NESTED_VARIABLE = "DT_ALLOW_NESTED_TARGETS"
 """Environment switch equivalent to ``--allow-nested-targets``."""
@@ -81,14 +83,23 @@ def parse_target(text: str, *, allow_nested: bool = False) -> Target:
     """One ``--target REGISTRY/NAMESPACE``: ``host[:port]/namespace``, checked like the flags are."""
     origin = f"--target {text!r}"
     value = text.strip()
-    host, _, namespace = value.partition("/")
-    if value.lower().startswith(("http:", "https:")) or not host or not namespace:
+    if _TRANSPORT.match(value):  # oci-archive:, docker://, http://: not a registry
         raise UsageError(
-            f"{origin}: expected REGISTRY/NAMESPACE (e.g. registry.example.com/mirror) or oci:DIR"
+            f"{origin}: expected oci:DIR (names inside are target:tag from images.json) "
+            "or REGISTRY/NAMESPACE (e.g. registry.example.com/mirror)"
         )
-    if any(c.isspace() for c in value) or "@" in host:
-        raise UsageError(f"{origin}: expected REGISTRY/NAMESPACE with no spaces or credentials in it")
+    host, _, namespace = value.partition("/")
     host = host.lower()
+    # Docker's rule: only a dotted, ported or 'localhost' first part is a registry host.
+    if not namespace or not ("." in host or ":" in host or host == "localhost"):
+        raise UsageError(
+            f"{origin}: expected REGISTRY/NAMESPACE with a registry host first "
+            "(e.g. registry.example.com/mirror, localhost:5000/mirror) or oci:DIR"
+        )
+    try:
+        Reference(registry=host, repository=f"{namespace}/x")
+    except InvalidReferenceError as exc:
+        raise UsageError(f"{origin}: {exc.reason}") from None
     try:
         validate_repository(namespace)
     except InvalidReferenceError as exc:

@@ -10,6 +10,7 @@ and teed into all of their uploads (:meth:`BlobCopier.ensure_many`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -266,9 +267,14 @@ class BlobCopier:
                 outcomes[i] = error
                 continue
             # This destination alone tries again, reading the source again: the others are done.
+            # The teed attempt was its first, so it has the policy's attempts less one left.
+            left = self.client.retry.attempts - 1
+            if left < 1:
+                outcomes[i] = error
+                continue
             log.info("%s: retrying blob %s alone after: %s", destination.api_host, blob.digest, error)
             try:
-                await self._upload(source, destination, blob, progress[i], None)
+                await self._upload(source, destination, blob, progress[i], None, attempts=left)
             except Exception as exc:
                 outcomes[i] = exc
         return outcomes
@@ -325,8 +331,10 @@ class BlobCopier:
         blob: Descriptor,
         progress: ProgressHook | None,
         session: UploadSession | None,
+        *,
+        attempts: int | None = None,
     ) -> None:
-        """Stream the blob from the source into ``destination`` alone, retried."""
+        """Stream the blob from the source into ``destination`` alone, retried (``attempts``: fewer)."""
         host, repo = destination.api_host, destination.repository
         client = self.client
         first: list[UploadSession] = [session] if session is not None else []
@@ -339,7 +347,8 @@ class BlobCopier:
             ):
                 await self._send(open_session, blob, chunks, progress)
 
-        await client.retry.call(attempt)
+        retry = client.retry if attempts is None else dataclasses.replace(client.retry, attempts=attempts)
+        await retry.call(attempt)
         self.tracker.remember(host, repo, blob.digest)
 
     async def _send(
