@@ -385,3 +385,42 @@ def test_skipped_and_warnings_round_trip_and_show_in_the_table() -> None:
     assert "Skipped platforms (not in the source; allow_partial):\n  nginx:1: s390x" in table
     assert "Warnings:\n  nginx:1: acr refused attestation/artifact manifests" in table
     assert "error" not in table.lower()
+
+
+def test_table_has_a_section_per_destination() -> None:
+    report = Report(started=T0, finished=T0 + timedelta(seconds=5))
+    for place in ("a.example.com/mirror", "b.example.com/copy"):
+        report.add(
+            TagResult(NGINX, f"{place}/nginx", "latest", "copied", D1, bytes_copied=2000, destination=place)
+        )
+    report.add(
+        TagResult(
+            NGINX,
+            "b.example.com/copy/redis",
+            "7",
+            "failed",
+            error="boom",
+            destination=report.results[-1].destination,
+        )
+    )
+    lines = render_table(report).splitlines()
+    assert lines[1] == "== a.example.com/mirror =="
+    assert lines[2].startswith("a.example.com/mirror/nginx:latest")
+    assert lines[3].startswith("1 tag: 1 copied")
+    assert lines[4] == "== b.example.com/copy =="
+    assert lines[7] == "2 tags: 1 copied, 0 unchanged, 1 failed; 2.0 kB copied in 5.0s"
+        "2 tags: 1 copied"
+    )
+    assert lines[8].startswith("all destinations: 3 tags: 2 copied, 0 unchanged, 1 failed")
+
+
+def test_destination_round_trips_and_old_reports_have_none() -> None:
+    report = Report(started=T0)
+    report.add(
+        TagResult(NGINX, "a.example.com/m/nginx", "latest", "copied", D1, destination="a.example.com/m")
+    )
+    again = Report.from_json(report.to_json())
+    assert again.results[0].destination == "a.example.com/m"
+    old = report.to_dict() | {"version": 2}
+    del old["results"][0]["destination"]
+    assert Report.from_dict(old).results[0].destination is None
