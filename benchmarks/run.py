@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(curve(ws, sizes, runs))
         if "twodest" in chosen:
             two = importlib.import_module("benchmarks.twodest").two_destinations
-            results.append(two(ws, sizes, runs))
+            results += two(ws, sizes, runs)
         if "nightly" in chosen:
             # Minutes per run (the seed's sample alone is ~80 s): one run unless --runs.
             nightly = importlib.import_module("benchmarks.nightly").nightly
