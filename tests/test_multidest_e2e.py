@@ -256,3 +256,27 @@ def test_dry_run_plans_each_destination(
     assert sum(r["bytes_copied"] for r in rows if r["destination"] == targets[1]) > 0
     for reg in (a, b):
         assert sum(reg.count(m, r".", marks[reg]) for m in UPLOADS) == 0
+
+
+def test_tag_rules_list_the_source_once_for_every_destination(
+    registry_factory: RegistryFactory,
+    hub: LocalRegistry,
+    pushed: tuple[PushedImage, PushedImage],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    a, b = registry_factory(), registry_factory()
+    cfg = tmp_path / "images.json"
+    rule = {"source": f"{hub.host}/library/redis", "target": "redis", "tags": [{"latest": 1}]}
+    cfg.write_text(json.dumps([rule | {"architectures": ["amd64"]}]))
+    report_path = tmp_path / "report.json"
+    mark = hub.mark()
+    targets = [f"{a.host}/mirror", f"{b.host}/mirror"]
+    code, out, err = sync(
+        capsys, cfg, [hub.host, a.host, b.host], "--report", str(report_path), targets=targets
+    )
+    assert code == 0, err + out
+    assert hub.count("GET", r"/tags/list", mark) == 1
+    rows = json.loads(report_path.read_text())["results"]
+    assert {(r["destination"], r["tag"], r["status"]) for r in rows} == {(t, "7", "copied") for t in targets}
+    assert head(a.url, "mirror/redis", "7") == head(b.url, "mirror/redis", "7") is not None

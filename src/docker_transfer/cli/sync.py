@@ -317,6 +317,7 @@ def sync_command(
       TARGET_NAMESPACE  destination namespace, else ALIYUN_NAMESPACE
       TARGET_USERNAME   destination login, with TARGET_PASSWORD;
                         else ALIYUN_USERNAME with ALIYUN_PASSWORD
+                        (with --target: for the TARGET_REGISTRY host only)
       DOCKER_CONFIG     directory of Docker's config.json (default ~/.docker):
                         the sources' logins and any other (docker login)
       DT_INSECURE_REGISTRIES  comma-separated, like --insecure-registry
