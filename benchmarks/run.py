@@ -26,7 +26,9 @@ from benchmarks.profile import profile_cold
 from benchmarks.report import as_json, json_line, markdown, text_table, write_docs
 from benchmarks.scenarios import ScenarioResult, Sizes, cold_and_rerun, many_images, memory_disk
 
-SCENARIOS = ("cold", "rerun", "many", "memory", "plan", "dryscale", "thin", "nightly", "curve")
+SCENARIOS = (
+    "cold", "rerun", "many", "memory", "plan", "dryscale", "thin", "nightly", "curve", "twodest",
+)  # fmt: skip
 OPTIONAL = ("http2",)
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 
@@ -124,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         if "curve" in chosen:
             curve = importlib.import_module("benchmarks.curve").concurrency_curve
             results.append(curve(ws, sizes, runs))
+        if "twodest" in chosen:
+            two = importlib.import_module("benchmarks.twodest").two_destinations
+            results += two(ws, sizes, runs)
         if "nightly" in chosen:
             # Minutes per run (the seed's sample alone is ~80 s): one run unless --runs.
             nightly = importlib.import_module("benchmarks.nightly").nightly

@@ -20,7 +20,7 @@ from devtools.faultproxy import ACR_UNKNOWN_MANIFEST_CLASS, Fault, FaultProxy, i
 from devtools.images import PushedImage, push_image
 from devtools.registry import LocalRegistry, RegistryFactory
 from docker_transfer.cli import main
-from docker_transfer.engine.copy import is_refusal
+from docker_transfer.engine.refusal import is_refusal
 from docker_transfer.errors import RegistryError
 from docker_transfer.manifest import ACCEPT_MANIFESTS, DROPPED_ARTIFACTS_ANNOTATION, SOURCE_DIGEST_ANNOTATION
 

@@ -300,3 +300,61 @@ def test_bad_report_path_on_github_is_annotated_and_summarised(
     assert "::error title=docker-transfer sync not started::--report " in err
     assert "is a directory" in summary.read_text()
     assert {p.name for p in tmp_path.iterdir()} == {"images.json", "summary.md"}  # nothing else written
+
+
+# --- several destinations: --target REGISTRY/NAMESPACE, repeatable (issue 13, part 3) -----------------
+
+
+@pytest.mark.parametrize(
+    ("targets", "extra", "expected"),
+    [
+        (
+            ["a.example.com/ns", "b.example.com/ns"],
+            ["--target-registry", "c.example.com"],
+            "drop --target-registry",
+        ),
+        (["a.example.com/ns"], ["--target-namespace", "ns"], "drop --target-registry and --target-namespace"),
+        (["a.example.com/ns", "oci:/tmp/layout"], [], "cannot be mixed with registry destinations"),
+        (["oci:/tmp/one", "oci:/tmp/two"], [], "may be given once"),
+        (["a.example.com/ns", "a.example.com/ns"], [], "given twice"),
+        (["a.example.com/ns", "A.example.com/ns"], [], "given twice"),
+        (["mirror/ns"], [], "with a registry host first"),
+        (["a.example.com"], [], "with a registry host first"),
+        (["https://a.example.com/ns"], [], "expected oci:DIR"),
+        (["a.example.com/NS"], [], "uppercase"),
+        (["a.example.com:70000/ns"], [], "out of range"),
+        ([f"{ACR_PERSONAL}/a/b"], [], "ACR personal edition"),
+    ],
+)
+def test_target_usage_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, targets: list[str], extra: list[str], expected: str
+) -> None:
+    config = write(tmp_path / "images.json", [entry("nginx")])
+    args = [arg for target in targets for arg in ("--target", target)]
+    code, out, err = run(capsys, "sync", "--config", str(config), *args, *extra)
+    assert code == 2, out + err
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_nested_targets_are_checked_per_destination(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A nested target is fine on one registry and refused on ACR personal edition, in the same run."""
+    config = write(tmp_path / "images.json", [entry("team/nginx")])
+    report = tmp_path / "report.json"
+    code, _, err = run(
+        capsys,
+        "sync",
+        "--config",
+        str(config),
+        "--target",
+        "registry.example.com/mirror",
+        "--target",
+        f"{ACR_PERSONAL}/mirror",
+        "--report",
+        str(report),
+    )
+    assert code == 2
+    assert ACR_PERSONAL in err and "team/nginx" in err
+    assert Report.from_json(report.read_text()).config_errors

@@ -14,6 +14,7 @@ PURE = [
     "shard", "naming",
 ]  # fmt: skip
 PURE += ["layout/names", "layout/tarfmt"]  # issue 14: the pure half of the layout package
+PURE += ["reporttable"]  # issue 13: the report table, split from report
 FORBIDDEN = {
     "httpx",
     "asyncio",

@@ -16,7 +16,8 @@ from devtools.images import RegistryPusher, push_image
 from devtools.registry import RegistryFactory
 from docker_transfer.cli import main
 from docker_transfer.cli.common import error_text
-from docker_transfer.report import Report, TagResult, render_table, short_digests
+from docker_transfer.report import Report, TagResult, short_digests
+from docker_transfer.reporttable import render_table
 
 DIGEST = "sha256:" + "4f9c1a2b3c4d" + "e" * 52
 

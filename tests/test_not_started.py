@@ -10,7 +10,8 @@ from pathlib import Path
 from docker_transfer.cli.sync import secrets_to_mask
 from docker_transfer.config import parse_config
 from docker_transfer.errors import ConfigError, UsageError
-from docker_transfer.report import ConfigProblem, Report, config_problems, merge_reports, render_table
+from docker_transfer.report import ConfigProblem, Report, config_problems, merge_reports
+from docker_transfer.reporttable import render_table
 from docker_transfer.summary import config_error_command, render_summary
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

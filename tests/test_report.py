@@ -15,8 +15,8 @@ from docker_transfer.report import (
     human_duration,
     human_size,
     merge_reports,
-    render_table,
 )
+from docker_transfer.reporttable import render_table
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 D1 = "sha256:" + "a" * 64
@@ -95,7 +95,7 @@ def test_defaults() -> None:
 def test_to_dict_shape() -> None:
     data = sample().to_dict()
     assert list(data) == ["version", "started", "finished", "results", "summary"]
-    assert data["version"] == 2
+    assert data["version"] == 3
     assert data["started"] == "2025-01-02T03:04:05Z"
     assert data["finished"] == "2025-01-02T03:05:40Z"
     assert data["results"][0] == {
@@ -110,6 +110,7 @@ def test_to_dict_shape() -> None:
         "error": None,
         "skipped": [],
         "warnings": [],
+        "destination": None,
     }
     assert set(data["summary"]) >= {"copied", "unchanged", "failed", "bytes_copied"}
 
@@ -132,7 +133,7 @@ def test_duration_rounded_to_milliseconds() -> None:
 def test_to_json_indented_with_trailing_newline() -> None:
     text = sample().to_json()
     assert text.endswith("}\n") and not text.endswith("\n\n")
-    assert text.startswith('{\n  "version": 2,\n')
+    assert text.startswith('{\n  "version": 3,\n')
     assert json.loads(text) == sample().to_dict()
 
 
@@ -165,7 +166,7 @@ def test_from_dict_optional_result_keys_default() -> None:
     assert report.results == [TagResult(NGINX, "nginx", "latest", "planned")]
 
 
-@pytest.mark.parametrize("version", [None, 3, "1", True])
+@pytest.mark.parametrize("version", [None, 4, "1", True])
 def test_from_dict_rejects_other_versions(version: Any) -> None:
     data = sample().to_dict()
     data["version"] = version
@@ -384,3 +385,40 @@ def test_skipped_and_warnings_round_trip_and_show_in_the_table() -> None:
     assert "Skipped platforms (not in the source; allow_partial):\n  nginx:1: s390x" in table
     assert "Warnings:\n  nginx:1: acr refused attestation/artifact manifests" in table
     assert "error" not in table.lower()
+
+
+def test_table_has_a_section_per_destination() -> None:
+    report = Report(started=T0, finished=T0 + timedelta(seconds=5))
+    for place in ("a.example.com/mirror", "b.example.com/copy"):
+        report.add(
+            TagResult(NGINX, f"{place}/nginx", "latest", "copied", D1, bytes_copied=2000, destination=place)
+        )
+    report.add(
+        TagResult(
+            NGINX,
+            "b.example.com/copy/redis",
+            "7",
+            "failed",
+            error="boom",
+            destination=report.results[-1].destination,
+        )
+    )
+    lines = render_table(report).splitlines()
+    assert lines[1] == "== a.example.com/mirror =="
+    assert lines[2].startswith("a.example.com/mirror/nginx:latest")
+    assert lines[3].startswith("1 tag: 1 copied")
+    assert lines[4] == "== b.example.com/copy =="
+    assert lines[7] == "2 tags: 1 copied, 0 unchanged, 1 failed; 2.0 kB copied in 5.0s"
+    assert lines[8].startswith("all destinations: 3 tags: 2 copied, 0 unchanged, 1 failed")
+
+
+def test_destination_round_trips_and_old_reports_have_none() -> None:
+    report = Report(started=T0)
+    report.add(
+        TagResult(NGINX, "a.example.com/m/nginx", "latest", "copied", D1, destination="a.example.com/m")
+    )
+    again = Report.from_json(report.to_json())
+    assert again.results[0].destination == "a.example.com/m"
+    old = report.to_dict() | {"version": 2}
+    del old["results"][0]["destination"]
+    assert Report.from_dict(old).results[0].destination is None

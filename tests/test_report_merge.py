@@ -156,7 +156,7 @@ def test_missing_report_annotated_on_github(
     ("content", "expected"),
     [
         ("{not json", "invalid report: line 1"),
-        (json.dumps({"version": 3, "started": "2025-01-01T00:00:00Z", "results": []}), "unsupported version"),
+        (json.dumps({"version": 4, "started": "2025-01-01T00:00:00Z", "results": []}), "unsupported version"),
         (json.dumps({"version": 1, "started": "yesterday", "results": []}), "not an ISO 8601 time"),
         (json.dumps([1, 2]), "expected a JSON object"),
         (b"\xff\xfe{".decode("latin-1"), "invalid report"),
@@ -229,7 +229,7 @@ def test_merge_with_a_broken_config_warns_and_sorts(
 def test_a_version_1_shard_merges_with_version_2_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Shards written by an older release (report v1) still merge into a v2 report."""
+    """Shards written by older releases (report v1, v2) still merge into a v3 report."""
     old = shard_report(0, [result("nginx", "latest", error="partial: published without linux/s390x")])
     old["version"] = 1
     for row in old["results"]:
@@ -243,8 +243,9 @@ def test_a_version_1_shard_merges_with_version_2_ones(
     out, _ = capsys.readouterr()
     assert code == 0, out
     merged = json.loads(out_path.read_text())
-    assert merged["version"] == 2
+    assert merged["version"] == 3
     rows = {r["target"].rsplit("/", 1)[1]: r for r in merged["results"]}
+    assert rows["nginx"]["destination"] is None  # v1 rows do not say where they went
     assert rows["nginx"]["skipped"] == [] and rows["nginx"]["error"].startswith("partial:")
     assert rows["redis"]["skipped"] == ["linux/s390x"] and rows["redis"]["warnings"] == [
         "acr refused attestations"

@@ -370,3 +370,44 @@ def test_skipped_platforms_and_warnings_have_their_own_lines() -> None:
         f"::warning title={escape_property(ACR + '/b')}::ghcr.io/a/b:1 -> {ACR}/b: acr refused "
         "attestation/artifact manifests (DENIED: unknown manifest class | x)"
     ]
+
+
+def two_destinations() -> Report:
+    report = Report(started=START, finished=START + timedelta(seconds=30))
+    for place, status in (("a.example.com/mirror", "copied"), ("b.example.com/copy", "failed")):
+        for target in ("nginx", "redis"):
+            report.add(
+                TagResult(
+                    source=f"docker.io/library/{target}:1",
+                    target=f"{place}/{target}",
+                    tag="1",
+                    status=status,  # type: ignore[arg-type]
+                    bytes_copied=1000 if status == "copied" else 0,
+                    error="500 injected fault" if status == "failed" else None,
+                    destination=place,
+                )
+            )
+    return report
+
+
+def test_a_section_per_destination() -> None:
+    text = render_summary(two_destinations())
+    assert "### Destinations" in text
+    assert "- `a.example.com/mirror`: **2 tags** in 2 images: 2 copied, 0 unchanged, 0 failed" in text
+    assert "- `b.example.com/copy`: **2 tags** in 2 images: 0 copied, 0 unchanged, 2 failed" in text
+    first = text.index("### Images → `a.example.com/mirror`")
+    second = text.index("### Images → `b.example.com/copy`")
+    assert first < text.index("a.example.com/mirror/redis", first) < second
+    assert "\n### Images\n" not in text
+
+
+def test_one_destination_has_no_destination_sections() -> None:
+    report = two_destinations()
+    report.results = [r for r in report.results if r.destination == "a.example.com/mirror"]
+    text = render_summary(report)
+    assert "### Destinations" not in text and "\n### Images\n" in text
+
+
+def test_annotations_name_the_destination() -> None:
+    lines = error_annotations(two_destinations())
+    assert len(lines) == 2 and all("b.example.com/copy/" in line for line in lines)

@@ -150,7 +150,7 @@ def test_seed_examples_mirror_then_rerun_is_head_only(
     assert head(acr, "mirror/open-webui", "latest") == head(acr, "mirror/open-webui", "main")
 
     report = json.loads(report_path.read_text())
-    assert report["version"] == 2
+    assert report["version"] == 3
     assert report["summary"]["copied"] == 8 and report["summary"]["failed"] == 0
     assert report["summary"]["bytes_copied"] > 0
     assert {r["status"] for r in report["results"]} == {"copied"}

@@ -39,6 +39,11 @@ class Target:
             )
         validate_repository(self.namespace)
 
+    @property
+    def label(self) -> str:
+        """``registry/namespace``: how reports name this destination."""
+        return f"{self.registry}/{self.namespace}"
+
 
 @dataclass(frozen=True)
 class Job:
@@ -48,6 +53,8 @@ class Job:
     destination: Reference
     tags: tuple[str, ...]
     arch_tags: tuple[tuple[str, Platform], ...]
+    where: str = ""
+    """The destination as reports name it (``registry/namespace``, or ``oci:DIR``)."""
 
     @property
     def platforms(self) -> tuple[Platform, ...] | None:
@@ -83,10 +90,10 @@ def plan_jobs(config: Config, target: Target) -> list[Job]:
         if entry.tags:
             listed = replace(entry, rules=(), exclude=())
             destination = Reference(registry=target.registry, repository=repository, tag=entry.tags[0])
-            jobs.append(Job(listed, destination, entry.tags, _arch_tags(listed, entry.tags)))
+            jobs.append(Job(listed, destination, entry.tags, _arch_tags(listed, entry.tags), target.label))
         if entry.rules:
             destination = Reference(registry=target.registry, repository=repository)
-            jobs.append(Job(entry, destination, (), ()))
+            jobs.append(Job(entry, destination, (), (), target.label))
     return jobs
 
 
@@ -108,7 +115,7 @@ def expand_job(job: Job, available: Iterable[str], taken: set[tuple[str, str]]) 
         chosen = replace(
             entry, source=source, source_text=str(source), tags=(tag,), rules=(), exclude=(), rule=rule.text
         )
-        jobs.append(Job(chosen, job.destination.with_tag(tag), (tag,), _arch_tags(chosen, (tag,))))
+        jobs.append(Job(chosen, job.destination.with_tag(tag), (tag,), _arch_tags(chosen, (tag,)), job.where))
     return jobs
 
 

@@ -1,10 +1,11 @@
 """The sync report: one result per destination tag, as JSON and as a table for people.
 
-The JSON shape is a contract other tools read (``version`` 2)::
+The JSON shape is a contract other tools read (``version`` 3)::
 
-    {"version": 2, "started": ISO8601, "finished": ISO8601 | null,
+    {"version": 3, "started": ISO8601, "finished": ISO8601 | null,
      "results": [{"source", "target", "tag", "status", "digest", "platforms",
-                  "bytes_copied", "duration_s", "error", "skipped", "warnings", "rule"?}],
+                  "bytes_copied", "duration_s", "error", "skipped", "warnings", "rule"?,
+                  "destination"}],
      "summary": {"copied", "unchanged", "failed", "planned", "interrupted", "bytes_copied"},
      "warnings"?: [str],
      "config_errors"?: [{"file", "line", "message"}]}   (config_errors only when the run never started)
@@ -13,8 +14,10 @@ Version 2 added ``skipped`` (requested platforms the source does not list,
 ``allow_partial``; version 1 wrote them as an ``error`` note on a copied row),
 ``warnings`` per result and per run (tag rules that chose nothing), ``rule``
 (present only on tags a tag rule chose), and the status ``interrupted``.
-Version 1 reports are still read. Keys may be added in later
-versions of the same ``version``; none are removed.
+Version 3 added ``destination`` per result: the ``registry/namespace`` it was
+mirrored to (``sync --target`` may name several), null when not known (rows read
+from version 1 and 2 reports, ``oci:`` layout runs). Version 1 and 2 reports are
+still read. Keys may be added in later versions of the same ``version``; none are removed.
 This module only builds and renders reports; writing the file is the CLI's job.
 """
 
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import json
 import re
-import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,9 +32,9 @@ from typing import Any, Literal, get_args
 
 from docker_transfer.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError, UsageError
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 """The ``version`` written to report JSON."""
-READ_VERSIONS = (1, 2)
+READ_VERSIONS = (1, 2, 3)
 """The versions :meth:`Report.from_dict` reads."""
 
 Status = Literal["copied", "unchanged", "failed", "planned", "interrupted"]
@@ -46,11 +48,9 @@ OPTIONAL_STATUSES = ("planned", "interrupted")
 STATUSES: tuple[Status, ...] = get_args(Status)
 
 _SIZE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
-_NO_SIZE = ("failed", "planned", "interrupted")
 _FULL_DIGEST = re.compile(r"\b(sha256:[0-9a-f]{12})[0-9a-f]{52}\b")
 TABLE_WIDTH = 120
 """The widest a terminal's failure lines and error lines are wrapped to (at word boundaries)."""
-_NO_WRAP = 1 << 30
 
 
 def short_digests(text: str) -> str:
@@ -81,6 +81,8 @@ class TagResult:
     """What the copy left out or worked around, e.g. attestations the destination refused."""
     rule: str | None = None
     """The tag rule that chose this tag (``{"latest": 3}``), or None for a listed tag."""
+    destination: str | None = None
+    """The destination ``registry/namespace`` (None when unknown: older reports, OCI layouts)."""
 
     def __post_init__(self) -> None:
         # Literal is only checked statically; a typo here would corrupt every summary.
@@ -102,6 +104,7 @@ class TagResult:
             "skipped": list(self.skipped),
             "warnings": list(self.warnings),
             **({"rule": self.rule} if self.rule is not None else {}),
+            "destination": self.destination,
         }
 
 
@@ -219,7 +222,7 @@ class Report:
         if version not in READ_VERSIONS or isinstance(version, bool):
             raise UsageError(
                 f"invalid report: unsupported version {json.dumps(version)}; "
-                f"this docker-transfer reads versions {' and '.join(map(str, READ_VERSIONS))}"
+                f"this docker-transfer reads versions {', '.join(map(str, READ_VERSIONS))}"
             )
         started = _read_time(data.get("started"), "started", problems, required=True)
         finished = _read_time(data.get("finished"), "finished", problems, required=False)
@@ -302,96 +305,6 @@ def merge_reports(reports: Sequence[Report], order: Sequence[tuple[str, str]] = 
     )
 
 
-def render_table(report: Report, width: int | None = None) -> str:
-    """A plain-text summary for people: one row per result, a totals line, then failures.
-
-    Columns: TARGET:TAG, STATUS, PLATFORMS (``linux/`` left out), SIZE (bytes
-    copied), TIME. Each image's error is listed once for all its failed tags,
-    digests shortened; with a ``width`` (a terminal's) wrapped at word boundaries
-    to it, without one a line per paragraph, as logs and ``grep`` want. No trailing newline.
-    """
-    header: tuple[str, ...] = ("TARGET:TAG", "STATUS", "PLATFORMS", "SIZE", "TIME")
-    # Tags chosen by rules say which rule chose them, in a last column that exists only then.
-    with_rules = any(r.rule for r in report.results)
-    if with_rules:
-        header += ("RULE",)
-    rows = [header]
-    for r in report.results:
-        size = "-" if r.status in _NO_SIZE and not r.bytes_copied else human_size(r.bytes_copied)
-        platforms = ",".join(map(short_platform, r.platforms)) or "-"
-        row: tuple[str, ...] = (
-            f"{r.target}:{r.tag}",
-            r.status,
-            platforms,
-            size,
-            human_duration(r.duration_s),
-        )
-        rows.append((*row, r.rule or "-") if with_rules else row)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    # Numbers read best right-aligned; the last column needs no padding after it.
-    lines = [
-        "  ".join(
-            cell.rjust(width) if i in (3, 4) else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in rows
-    ]
-    if not report.results:
-        lines.append("(no results)")
-    lines.append(_totals(report))
-    skipped = {
-        f"  {r.target}:{r.tag}: {', '.join(map(short_platform, r.skipped))}": None
-        for r in report.results
-        if r.skipped
-    }
-    if skipped:
-        lines.extend(["", "Skipped platforms (not in the source; allow_partial):", *skipped])
-    warnings = {f"  {w}": None for w in report.warnings}
-    warnings.update({f"  {r.target}:{r.tag}: {w}": None for r in report.results for w in r.warnings})
-    if warnings:
-        lines.extend(["", "Warnings:", *warnings])
-    if report.config_errors:
-        lines.extend(["", "Not started: the configuration is invalid:"])
-        lines.extend(f"  {_where(p)}{p.message}" for p in report.config_errors)
-    if report.failed:
-        lines.extend(["", "Failures:"])
-        lines.extend(_failure_lines(report.failed, width))
-    return "\n".join(lines)
-
-
-def short_platform(name: str) -> str:
-    """A platform as tables show it: ``linux/`` left out (``amd64``, ``arm64/v8``, ``windows/amd64``)."""
-    return name.removeprefix("linux/")
-
-
-def _failure_lines(failed: Sequence[TagResult], width: int | None) -> list[str]:
-    # One entry per image and error: its tags share one line instead of repeating the message.
-    grouped: dict[tuple[str, str, str], list[str]] = {}
-    for r in failed:
-        grouped.setdefault((r.target, r.source, r.error or "unknown error"), []).append(r.tag)
-    lines: list[str] = []
-    for (target, source, error), tags in grouped.items():
-        lines.append(f"  {target}:{','.join(tags)} (from {source}):")
-        for paragraph in short_digests(error).splitlines() or [""]:
-            lines.extend(
-                textwrap.wrap(
-                    paragraph,
-                    width=max(width, 40) if width else _NO_WRAP,
-                    initial_indent="    ",
-                    subsequent_indent="    ",
-                    break_long_words=False,
-                    break_on_hyphens=False,
-                )
-            )
-    return lines
-
-
-def _where(problem: ConfigProblem) -> str:
-    if problem.file is None:
-        return ""
-    return f"{problem.file}:{problem.line}: " if problem.line else f"{problem.file}: "
-
-
 def human_size(n: int) -> str:
     """Bytes in decimal units with one decimal: ``0 B``, ``999 B``, ``1.2 kB``, ``3.4 MB``, ``1.0 GB``."""
     if n < 0:
@@ -415,25 +328,6 @@ def human_duration(seconds: float) -> str:
     if whole < 3600:
         return f"{whole // 60}m{whole % 60:02d}s"
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-
-
-def _totals(report: Report) -> str:
-    s = report.summary()
-    counts = ", ".join(
-        f"{s[status]} {status}" for status in STATUSES if s[status] or status not in OPTIONAL_STATUSES
-    )
-    total = len(report.results)
-    elapsed = (
-        (report.finished - report.started).total_seconds()
-        if report.finished is not None
-        else sum(r.duration_s for r in report.results)
-    )
-    # A dry run's "planned" rows carry the bytes a real run would move: they are not copied yet.
-    moved = "to copy; checked" if s["planned"] else "copied"
-    return (
-        f"{total} tag{'' if total == 1 else 's'}: {counts}; "
-        f"{human_size(s['bytes_copied'])} {moved} in {human_duration(elapsed)}"
-    )
 
 
 def _iso(moment: datetime) -> str:
@@ -467,7 +361,7 @@ def _read_result(raw: Any, where: str, problems: list[str]) -> TagResult | None:
         problems.append(
             f"{where}.status: expected one of {', '.join(STATUSES)}, got {json.dumps(raw.get('status'))}"
         )
-    for key in ("digest", "error", "rule"):
+    for key in ("digest", "error", "rule", "destination"):
         if not isinstance(raw.get(key), str | None):
             problems.append(f"{where}.{key}: expected a string or null")
     lists: dict[str, list[str]] = {}
@@ -498,4 +392,5 @@ def _read_result(raw: Any, where: str, problems: list[str]) -> TagResult | None:
         skipped=lists["skipped"],
         warnings=lists["warnings"],
         rule=raw.get("rule"),
+        destination=raw.get("destination"),
     )

@@ -23,8 +23,8 @@ from docker_transfer.report import (
     human_duration,
     human_size,
     short_digests,
-    short_platform,
 )
+from docker_transfer.reporttable import destinations, short_platform
 
 STATUS_ICONS = {"failed": "❌", "interrupted": "⏹️", "copied": "✅", "planned": "📝", "unchanged": "⚪"}
 """The icon shown before each status in the summary."""
@@ -164,7 +164,7 @@ def group_images(results: Iterable[TagResult]) -> list[ImageResults]:
 
 
 def error_annotations(report: Report) -> list[str]:
-    """One ``::error`` command per failed image, titled by its destination repository."""
+    """One ``::error`` command per failed image, titled by its destination repository (host included)."""
     lines: list[str] = []
     for image in group_images(report.results):
         if image.status != "failed":
@@ -307,6 +307,16 @@ def render_summary(
         lines += [f"- {_config_problem(problem)}" for problem in report.config_errors]
         lines.append("")
     lines += [_totals(report, images), ""]
+    places = destinations(report)
+    sections = [(place, [r for r in report.results if r.destination == place]) for place in places]
+    if len(places) > 1:
+        lines += ["### Destinations", ""]
+        for place, rows in sections:
+            part = Report(started=report.started, finished=report.finished, results=rows)
+            lines.append(f"- {_code(place)}: {_totals(part, group_images(rows))}")
+        lines.append("")
+    else:
+        sections = []
     for limit in ratelimits:
         lines += [f"**Rate limit:** {limit.render()}", ""]
     if failed or missing:
@@ -324,9 +334,12 @@ def render_summary(
         for image in warned:
             lines += [f"| {_code(image.target)} | {_cell(_cut(w))} |" for w in image.warnings]
         lines.append("")
-    if images:
-        lines += ["### Images", ""]
-        for image in images:
+    # With several destinations, a section of images per destination (rows naming none last).
+    sections.append(("", [r for r in report.results if not sections or not r.destination]))
+    for place, rows in sections:
+        if rows:
+            lines += [f"### Images → {_code(place)}" if place else "### Images", ""]
+        for image in group_images(rows):
             lines += _image_table(image)
             lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"

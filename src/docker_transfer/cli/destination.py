@@ -9,16 +9,19 @@ must refuse a path that cannot be written before any registry is contacted.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from docker_transfer.config import Config
 from docker_transfer.errors import InvalidReferenceError, UsageError
-from docker_transfer.naming import ALLOW_NESTED_HINT, is_acr_personal
+from docker_transfer.naming import ALLOW_NESTED_HINT, check_nested_targets, is_acr_personal
 from docker_transfer.plan import Target
-from docker_transfer.reference import validate_repository
+from docker_transfer.reference import Reference, validate_repository
 from docker_transfer.registry.credentials import Credential
 
+_TRANSPORT = re.compile(r"^[a-z][a-z0-9+.-]*:(?!\d)", re.IGNORECASE)
 DEFAULT_ALIYUN_REGISTRY = "registry.cn-hangzhou.aliyuncs.com"
 ALLOW_NESTED_VARIABLE = "DT_ALLOW_NESTED_TARGETS"
 """Environment switch equivalent to ``--allow-nested-targets``."""
@@ -76,8 +79,92 @@ def resolve_target(
     return Target(registry=host, namespace=value)
 
 
+def parse_target(text: str, *, allow_nested: bool = False) -> Target:
+    """One ``--target REGISTRY/NAMESPACE``: ``host[:port]/namespace``, checked like the flags are."""
+    origin = f"--target {text!r}"
+    value = text.strip()
+    if _TRANSPORT.match(value):  # oci-archive:, docker://, http://: not a registry
+        raise UsageError(
+            f"{origin}: expected oci:DIR (names inside are target:tag from images.json) "
+            "or REGISTRY/NAMESPACE (e.g. registry.example.com/mirror)"
+        )
+    host, _, namespace = value.partition("/")
+    host = host.lower()
+    # Docker's rule: only a dotted, ported or 'localhost' first part is a registry host.
+    if not namespace or not ("." in host or ":" in host or host == "localhost"):
+        raise UsageError(
+            f"{origin}: expected REGISTRY/NAMESPACE with a registry host first "
+            "(e.g. registry.example.com/mirror, localhost:5000/mirror) or oci:DIR"
+        )
+    try:
+        Reference(registry=host, repository=f"{namespace}/x")
+    except InvalidReferenceError as exc:
+        raise UsageError(f"{origin}: {exc.reason}") from None
+    try:
+        validate_repository(namespace)
+    except InvalidReferenceError as exc:
+        raise UsageError(f"{origin}: invalid namespace: {exc.reason}") from None
+    if "/" in namespace and not allow_nested and is_acr_personal(host):
+        raise UsageError(
+            f"{origin}: {host} is an ACR personal edition registry, which accepts only "
+            f"namespace/repository, so the namespace cannot contain '/'; {ALLOW_NESTED_HINT}"
+        )
+    return Target(registry=host, namespace=namespace)
+
+
+def split_targets(
+    targets: Sequence[str], target_registry: str | None, target_namespace: str | None
+) -> tuple[str | None, list[str]]:
+    """Split ``sync --target`` values into the ``oci:DIR`` (at most one) and the registry ones, checked."""
+    layouts = [t for t in targets if t.strip().lower().startswith("oci:")]
+    registries = [t for t in targets if t not in layouts]
+    if len(layouts) > 1:
+        raise UsageError(f"--target oci:DIR may be given once, got {len(layouts)}: {', '.join(layouts)}")
+    if layouts and registries:
+        raise UsageError(
+            f"--target {layouts[0]} writes an OCI layout and cannot be mixed with registry destinations "
+            f"({', '.join(registries)}): run sync once for each"
+        )
+    if registries and (target_registry or target_namespace):
+        raise UsageError(
+            "--target REGISTRY/NAMESPACE names the destinations itself: drop --target-registry and "
+            "--target-namespace, or add that destination as one more --target"
+        )
+    if len(set(registries)) != len(registries):
+        twice = sorted({t for t in registries if registries.count(t) > 1})
+        raise UsageError(f"--target {twice[0]} is given twice")
+    return (layouts[0] if layouts else None), registries
+
+
+def resolve_destinations(
+    chosen: Sequence[str],
+    config: Config,
+    target_registry: str | None,
+    target_namespace: str | None,
+    allow_nested: bool,
+) -> list[Target]:
+    """The destinations: each ``--target``, else the single one of the flags and environment."""
+    if chosen:
+        destinations = [parse_target(text, allow_nested=allow_nested) for text in chosen]
+        labels = [t.label for t in destinations]
+        if len(set(labels)) != len(labels):
+            raise UsageError(f"--target {labels[0]} is given twice (registry names ignore case)")
+    else:
+        destinations = [resolve_target(target_registry, target_namespace, allow_nested=allow_nested)]
+    for target in destinations:
+        check_nested_targets(
+            config.path, config.entries, target.registry, target.namespace, allowed=allow_nested
+        )
+    return destinations
+
+
 def target_credential(environ: Mapping[str, str] | None = None) -> Credential | None:
-    """TARGET_USERNAME/TARGET_PASSWORD, else ALIYUN_USERNAME/ALIYUN_PASSWORD, else none (docker config)."""
+    """TARGET_USERNAME/TARGET_PASSWORD, else ALIYUN_USERNAME/ALIYUN_PASSWORD, else none (docker config).
+
+    The login is for the host :func:`registry_host` names (with several ``--target``
+    destinations: TARGET_REGISTRY, else ALIYUN_REGISTRY, else ACR Hangzhou); every
+    other destination host logs in from Docker's config, never with it.
+    """
     env = os.environ if environ is None else environ
     for prefix in ("TARGET", "ALIYUN"):
         user, password = env.get(f"{prefix}_USERNAME"), env.get(f"{prefix}_PASSWORD")

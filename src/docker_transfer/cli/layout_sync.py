@@ -6,13 +6,22 @@ import asyncio
 import contextlib
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
-from docker_transfer.cli.common import build_client, human_width, redact, setup_logging
-from docker_transfer.cli.destination import target_credential
+from docker_transfer.cli.common import (
+    build_client,
+    build_transport,
+    human_width,
+    parse_duration,
+    redact,
+    setup_logging,
+)
+from docker_transfer.cli.destination import resolve_target, target_credential
 from docker_transfer.cli.progress import RichEvents, choose_display
 from docker_transfer.config import Config
 from docker_transfer.engine.layout_sync import LayoutSyncer
@@ -26,8 +35,9 @@ from docker_transfer.plan import Job, Target, plan_jobs
 from docker_transfer.reference import Reference
 from docker_transfer.registry.credentials import Credential
 from docker_transfer.registry.transport import TransportOptions
-from docker_transfer.report import Report, render_table
-from docker_transfer.shard import Shard
+from docker_transfer.report import Report
+from docker_transfer.reporttable import render_table
+from docker_transfer.shard import Shard, parse_shard
 
 
 def layout_target(text: str) -> str:
@@ -49,6 +59,7 @@ def layout_jobs(config: Config) -> list[Job]:
             destination=Reference(
                 registry="oci", repository=job.entry.target, tag=job.tags[0] if job.tags else None
             ),
+            where="",
         )
         for job in jobs
     ]
@@ -121,3 +132,36 @@ def run_layout_sync(
         click.echo("interrupted: the layout's index.json names only images written in full", err=True)
         return EXIT_INTERRUPTED
     return report.exit_code()
+
+
+def sync_from_flags(flags: Mapping[str, Any]) -> int:
+    """``sync --target oci:DIR`` or ``sync --source-layout DIR``, from sync's checked flags."""
+    if flags["layout_dir"] is not None and flags["source_layout"] is not None:
+        raise UsageError(
+            "--target oci:DIR and --source-layout DIR are exclusive: one side must be a registry"
+        )
+    config: Config = flags["config"]
+    into = layout_target(flags["layout_dir"]) if flags["layout_dir"] is not None else None
+    if into is not None:
+        jobs = layout_jobs(config)
+    else:
+        jobs = plan_jobs(config, resolve_target(flags["target_registry"], flags["target_namespace"]))
+    options = SyncOptions(
+        concurrency=flags["concurrency"],
+        blob_concurrency=flags["blob_concurrency"],
+        image_timeout=parse_duration(flags["image_timeout"], "--image-timeout"),
+        run_timeout=parse_duration(flags["run_timeout"], "--timeout") if flags["run_timeout"] else None,
+        dry_run=flags["dry_run"],
+    )
+    return run_layout_sync(
+        config,
+        jobs,
+        into=into,
+        source_layout=flags["source_layout"],
+        options=options,
+        transport=build_transport(flags["insecure"], flags["ca_cert"], flags["read_timeout"]),
+        report_path=flags["report_path"],
+        shard=parse_shard(flags["shard_text"]) if flags["shard_text"] is not None else None,
+        quiet=flags["quiet"],
+        verbose=flags["verbose"],
+    )

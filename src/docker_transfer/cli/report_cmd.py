@@ -16,7 +16,8 @@ from docker_transfer.cli.common import human_width
 from docker_transfer.cli.sync import append_markdown, on_github_actions, write_report
 from docker_transfer.config import load_config
 from docker_transfer.errors import EXIT_FAILED, EXIT_OK, DockerTransferError, UsageError
-from docker_transfer.report import Report, merge_reports, render_table
+from docker_transfer.report import Report, merge_reports
+from docker_transfer.reporttable import render_table
 from docker_transfer.summary import (
     error_command,
     inert,

@@ -33,7 +33,10 @@ from docker_transfer.cli.common import (
 from docker_transfer.cli.destination import (
     ALLOW_NESTED_VARIABLE,
     check_report_path,
-    resolve_target,
+    parse_target,
+    registry_host,
+    resolve_destinations,
+    split_targets,
     target_credential,
 )
 from docker_transfer.cli.progress import (
@@ -48,16 +51,18 @@ from docker_transfer.cli.progress import (
 from docker_transfer.config import AttestationMode, Config, load_config
 from docker_transfer.engine.sync import Syncer, SyncEvents, SyncOptions
 from docker_transfer.errors import EXIT_INTERRUPTED, DockerTransferError, UsageError
-from docker_transfer.naming import check_nested_targets
-from docker_transfer.plan import Job, plan_jobs
+from docker_transfer.plan import Job, Target, plan_jobs
 from docker_transfer.reference import Reference
+from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.credentials import (
     Credential,
+    CredentialStore,
     DockerConfig,
     config_path,
     containers_auth_path,
 )
-from docker_transfer.report import Report, config_problems, render_table
+from docker_transfer.report import Report, config_problems
+from docker_transfer.reporttable import render_table
 from docker_transfer.shard import Shard, parse_shard
 from docker_transfer.summary import (
     config_error_command,
@@ -260,9 +265,11 @@ def _events(
 )
 @click.option(
     "--target",
-    "layout_dir",
-    metavar="oci:DIR",
-    help="Write every image into one OCI layout instead of a registry (names: target:tag).",
+    "targets",
+    multiple=True,
+    metavar="REGISTRY/NS|oci:DIR",
+    help="A destination registry/namespace; repeatable: mirror to several at once, each blob read "
+    "once. Or oci:DIR: write every image into one OCI layout instead (names: target:tag).",
 )
 @click.option(
     "--source-layout",
@@ -287,7 +294,7 @@ def sync_command(
     attestations: AttestationMode,
     flatten: str | None,
     allow_nested: bool,
-    layout_dir: str | None,
+    targets: tuple[str, ...],
     source_layout: str | None,
     insecure: tuple[str, ...],
     ca_cert: str | None,
@@ -310,6 +317,7 @@ def sync_command(
       TARGET_NAMESPACE  destination namespace, else ALIYUN_NAMESPACE
       TARGET_USERNAME   destination login, with TARGET_PASSWORD;
                         else ALIYUN_USERNAME with ALIYUN_PASSWORD
+                        (with --target: for the TARGET_REGISTRY host only)
       DOCKER_CONFIG     directory of Docker's config.json (default ~/.docker):
                         the sources' logins and any other (docker login)
       DT_INSECURE_REGISTRIES  comma-separated, like --insecure-registry
@@ -326,12 +334,15 @@ def sync_command(
         writable = report_path
         shard = parse_shard(shard_text) if shard_text is not None else None
         config = load_filtered(config_path, only, flatten)
+        layout_dir, chosen = split_targets(targets, target_registry, target_namespace)
         if layout_dir is not None or source_layout is not None:
+            if len(chosen) > 1:
+                raise UsageError("--source-layout DIR takes one destination; got several --target")
+            if chosen:
+                picked = parse_target(chosen[0], allow_nested=allow_nested)
+                target_registry, target_namespace = picked.registry, picked.namespace
             return _layout_sync(locals())
-        target = resolve_target(target_registry, target_namespace, allow_nested=allow_nested)
-        check_nested_targets(
-            config.path, config.entries, target.registry, target.namespace, allowed=allow_nested
-        )
+        destinations = resolve_destinations(chosen, config, target_registry, target_namespace, allow_nested)
         options = SyncOptions(
             concurrency=concurrency,
             blob_concurrency=blob_concurrency,
@@ -345,16 +356,38 @@ def sync_command(
         # A CI step must leave a report, an annotation and a summary, not look like a crash.
         _not_started(exc, writable, environ if github else None, shard_text)
         raise
-    jobs = plan_jobs(config, target)
+    run = _Run(config, destinations, shard, options, report_path, quiet)
+    return _execute(run, masker, read_secrets, (insecure, ca_cert, read_timeout), target_registry, verbose)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """A sync run's checked settings."""
+
+    config: Config
+    destinations: list[Target]
+    shard: Shard | None
+    options: SyncOptions
+    report_path: str | None
+    quiet: bool
+
+
+def _execute(
+    run: _Run,
+    masker: Masker,
+    read_secrets: list[str],
+    transport: tuple[tuple[str, ...], str | None, float],
+    target_registry: str | None,
+    verbose: int,
+) -> int:
+    """Plan, run and report: the part of ``sync`` that contacts registries."""
+    config, shard, environ = run.config, run.shard, os.environ
+    github = on_github_actions(environ)
+    jobs = [job for target in run.destinations for job in plan_jobs(config, target)]
     in_config = len(jobs)
     if shard is not None:
         jobs = shard.select(jobs, key=lambda job: job.entry.target)
-    transport = build_transport(insecure, ca_cert, read_timeout)
-    explicit: dict[str, Credential] = {}
-    credential = target_credential()
-    if credential is not None:
-        explicit[Reference(registry=target.registry, repository="x").api_host] = credential
-    client, store = build_client(transport, explicit)
+    client, store = _client(*transport, target_registry)
     setup_logging(verbose)
 
     def redact_text(text: str) -> str:
@@ -363,20 +396,19 @@ def sync_command(
     def mask_new() -> None:
         masker(store.secrets())
 
-    display = choose_display(environ, stderr_tty=sys.stderr.isatty(), quiet=quiet)
+    display = choose_display(environ, stderr_tty=sys.stderr.isatty(), quiet=run.quiet)
     events = _events(display, len(jobs), redact_text, mask_new)
     report = Report(started=datetime.now(UTC))
     # Bars show an overall total and ETA: size every image before copying so neither jumps.
-    syncer = Syncer(client, dataclasses.replace(options, size_first=display == "rich"), events)
+    syncer = Syncer(client, dataclasses.replace(run.options, size_first=display == "rich"), events)
     where = f"{config.path} (shard {shard}: {len(jobs)} of {in_config})" if shard is not None else config.path
     note = None
     if shard is not None and not jobs:
         note = f"Shard {shard} holds none of the {in_config} image(s) of {config.path}: nothing to do."
-    if not quiet:
-        mode = "dry run: " if dry_run else ""
-        click.echo(
-            f"{mode}{len(jobs)} image(s) from {where} -> {target.registry}/{target.namespace}", err=True
-        )
+    if not run.quiet:
+        mode = "dry run: " if run.options.dry_run else ""
+        into = ", ".join(target.label for target in run.destinations)
+        click.echo(f"{mode}{len(jobs)} image(s) from {where} -> {into}", err=True)
         if note:
             click.echo(f"note: {note}", err=True)
     interrupted = False
@@ -389,18 +421,43 @@ def sync_command(
         note = "Interrupted: in-flight images stopped; no tag was half-written."
     finally:
         report.finished = datetime.now(UTC)
-        write_report(report, report_path)
+        write_report(report, run.report_path)
     mask_new()
-    limits = ratelimits_from(report.to_dict())
-    table = render_table(report, human_width(sys.stdout))
-    table = redact_text("\n".join([table, *(f"rate limit: {q.plain()}" for q in limits)]))
-    click.echo(inert(table) if github else table)
-    if github:
-        _github_outputs(report, environ, redact_text, shard=shard, note=note)
+    _output(report, redact_text, environ if github else None, shard=shard, note=note)
     if interrupted:
         click.echo("interrupted: in-flight images stopped; no tag was half-written", err=True)
         return EXIT_INTERRUPTED
     return report.exit_code()
+
+
+def _client(
+    insecure: tuple[str, ...], ca_cert: str | None, read_timeout: float, target_registry: str | None
+) -> tuple[RegistryClient, CredentialStore]:
+    """The run's client. TARGET_*/ALIYUN_* log in to the TARGET_REGISTRY host only; others use config.json."""
+    transport = build_transport(insecure, ca_cert, read_timeout)
+    explicit: dict[str, Credential] = {}
+    credential = target_credential()
+    if credential is not None:
+        host = registry_host(target_registry)
+        explicit[Reference(registry=host, repository="x").api_host] = credential
+    return build_client(transport, explicit)
+
+
+def _output(
+    report: Report,
+    redact_text: Callable[[str], str],
+    github: Mapping[str, str] | None,
+    *,
+    shard: Shard | None,
+    note: str | None,
+) -> None:
+    """The final table on stdout; on GitHub Actions the job summary and annotations too."""
+    limits = ratelimits_from(report.to_dict())
+    table = render_table(report, human_width(sys.stdout))
+    table = redact_text("\n".join([table, *(f"rate limit: {q.plain()}" for q in limits)]))
+    click.echo(inert(table) if github is not None else table)
+    if github is not None:
+        _github_outputs(report, github, redact_text, shard=shard, note=note)
 
 
 def _not_started(
@@ -422,37 +479,9 @@ def _not_started(
 
 def _layout_sync(flags: Mapping[str, Any]) -> int:
     """``--target oci:DIR`` or ``--source-layout DIR`` (cli/layout_sync.py)."""
-    from docker_transfer.cli.layout_sync import layout_jobs, layout_target, run_layout_sync  # noqa: PLC0415
+    from docker_transfer.cli.layout_sync import sync_from_flags  # noqa: PLC0415 - only for layouts
 
-    if flags["layout_dir"] is not None and flags["source_layout"] is not None:
-        raise UsageError(
-            "--target oci:DIR and --source-layout DIR are exclusive: one side must be a registry"
-        )
-    config: Config = flags["config"]
-    into = layout_target(flags["layout_dir"]) if flags["layout_dir"] is not None else None
-    if into is not None:
-        jobs = layout_jobs(config)
-    else:
-        jobs = plan_jobs(config, resolve_target(flags["target_registry"], flags["target_namespace"]))
-    options = SyncOptions(
-        concurrency=flags["concurrency"],
-        blob_concurrency=flags["blob_concurrency"],
-        image_timeout=parse_duration(flags["image_timeout"], "--image-timeout"),
-        run_timeout=parse_duration(flags["run_timeout"], "--timeout") if flags["run_timeout"] else None,
-        dry_run=flags["dry_run"],
-    )
-    return run_layout_sync(
-        config,
-        jobs,
-        into=into,
-        source_layout=flags["source_layout"],
-        options=options,
-        transport=build_transport(flags["insecure"], flags["ca_cert"], flags["read_timeout"]),
-        report_path=flags["report_path"],
-        shard=parse_shard(flags["shard_text"]) if flags["shard_text"] is not None else None,
-        quiet=flags["quiet"],
-        verbose=flags["verbose"],
-    )
+    return sync_from_flags(flags)
 
 
 def _github_outputs(

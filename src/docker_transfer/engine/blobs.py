@@ -2,21 +2,26 @@
 
 Each blob is copied at most once per run: concurrent requests for the same
 destination share one task, and a blob already pushed to another repository of
-the destination registry is mounted there instead of uploaded again.
+the destination registry is mounted there instead of uploaded again. A blob
+going to several destination registries at once is read from the source once
+and teed into all of their uploads (:meth:`BlobCopier.ensure_many`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import httpx
 
-from docker_transfer.errors import RegistryError, TransportError
+from docker_transfer.engine.tee import tee
+from docker_transfer.errors import DockerTransferError, RegistryError, TransportError
 from docker_transfer.manifest import Descriptor
 from docker_transfer.reference import Reference
 from docker_transfer.registry.blobs import blob_exists, open_blob
@@ -53,6 +58,7 @@ class BlobTracker:
     _tasks: dict[tuple[str, str, str], asyncio.Task[BlobOutcome]] = field(default_factory=dict)
     _holders: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     _by_blob: dict[tuple[str, str], asyncio.Task[BlobOutcome]] = field(default_factory=dict)
+    _fans: list[asyncio.Task[list[BlobOutcome | BaseException]]] = field(default_factory=list)
 
     @property
     def semaphore(self) -> asyncio.Semaphore:
@@ -65,9 +71,10 @@ class BlobTracker:
         """Destination repositories on ``host`` known to hold ``digest``."""
         return self._holders.setdefault((host, digest), set())
 
-    def pending(self) -> list[asyncio.Task[BlobOutcome]]:
+    def pending(self) -> list[asyncio.Future[Any]]:
         """Blob copies still running."""
-        return [t for t in self._tasks.values() if not t.done()]
+        running: list[asyncio.Future[Any]] = [t for t in self._tasks.values() if not t.done()]
+        return running + [t for t in self._fans if not t.done()]
 
     def remember(self, host: str, repository: str, digest: str) -> None:
         """Record that ``host/repository`` now holds ``digest``."""
@@ -170,6 +177,129 @@ class BlobCopier:
             self.tracker._by_blob.setdefault((host, blob.digest), task)
         return await asyncio.shield(task)
 
+    async def ensure_many(
+        self,
+        source: Reference,
+        destinations: Sequence[Reference],
+        blob: Descriptor,
+        progress: Sequence[ProgressHook | None],
+    ) -> list[BlobOutcome | BaseException]:
+        """:meth:`ensure` for several destinations, reading the source once for all that need an upload.
+
+        The first destination of each registry host not already handling this blob
+        joins one fan-out: each is HEADed and offered a mount on its own, then one
+        source stream is teed into every upload still needed. Other repositories
+        of a host wait for it and mount, as :meth:`ensure` does. Per destination:
+        its outcome, or what failed it (the others are not affected).
+        """
+        leads: list[int] = []
+        for i, destination in enumerate(destinations):
+            host = destination.api_host
+            task = self.tracker._tasks.get((host, destination.repository, blob.digest))
+            usable = task is not None and not (
+                task.done() and (task.cancelled() or task.exception() is not None)
+            )
+            elsewhere = self.tracker._by_blob.get((host, blob.digest))
+            free = not usable and (elsewhere is None or elsewhere.done())
+            if free and all(destinations[j].api_host != host for j in leads):
+                leads.append(i)
+        if len(leads) > 1:
+            fan = asyncio.ensure_future(
+                self._fan_out(source, [destinations[i] for i in leads], blob, [progress[i] for i in leads])
+            )
+            self.tracker._fans.append(fan)
+            for j, i in enumerate(leads):
+                host, repo = destinations[i].api_host, destinations[i].repository
+                task = asyncio.ensure_future(_pick(fan, j))
+                self.tracker._tasks[(host, repo, blob.digest)] = task
+                self.tracker._by_blob[(host, blob.digest)] = task
+        # A lead's ensure() finds its fan-out share; the rest wait for their host's copy and mount.
+        waits = [self.ensure(source, d, blob, hook) for d, hook in zip(destinations, progress, strict=True)]
+        return list(await asyncio.gather(*waits, return_exceptions=True))
+
+    async def _fan_out(
+        self,
+        source: Reference,
+        destinations: Sequence[Reference],
+        blob: Descriptor,
+        progress: Sequence[ProgressHook | None],
+    ) -> list[BlobOutcome | BaseException]:
+        """HEAD and mount per destination, then one source stream teed into every upload left."""
+        prepared = await asyncio.gather(
+            *(self._prepare(source, d, blob, hook) for d, hook in zip(destinations, progress, strict=True)),
+            return_exceptions=True,
+        )
+        outcomes: list[BlobOutcome | BaseException] = []
+        uploads: list[int] = []
+        for i, ready in enumerate(prepared):
+            if isinstance(ready, BlobOutcome | BaseException):
+                outcomes.append(ready)
+            else:
+                outcomes.append(BlobOutcome.UPLOADED)
+                uploads.append(i)
+        if not uploads:
+            return outcomes
+        sessions = [prepared[i] for i in uploads]
+
+        def consumer(i: int, session: object) -> Callable[[AsyncIterator[bytes]], Awaitable[None]]:
+            destination = destinations[i]
+
+            async def upload(chunks: AsyncIterator[bytes]) -> None:
+                if not isinstance(session, UploadSession):
+                    opened = await start_upload(self.client, destination.api_host, destination.repository)
+                else:
+                    opened = session
+                await self._send(opened, blob, chunks, progress[i])
+
+            return upload
+
+        async with (
+            self.tracker.semaphore,
+            aclosing_iter(_source_chunks(self.client, source, blob.digest, blob.size)) as chunks,
+        ):
+            errors = await tee(chunks, [consumer(i, s) for i, s in zip(uploads, sessions, strict=True)])
+        for i, error in zip(uploads, errors, strict=True):
+            destination = destinations[i]
+            if error is None:
+                self.tracker.remember(destination.api_host, destination.repository, blob.digest)
+                continue
+            if not (isinstance(error, DockerTransferError) and error.retryable):
+                outcomes[i] = error
+                continue
+            # This destination alone tries again, reading the source again: the others are done.
+            # The teed attempt was its first, so it has the policy's attempts less one left.
+            left = self.client.retry.attempts - 1
+            if left < 1:
+                outcomes[i] = error
+                continue
+            log.info("%s: retrying blob %s alone after: %s", destination.api_host, blob.digest, error)
+            try:
+                await self._upload(source, destination, blob, progress[i], None, attempts=left)
+            except Exception as exc:
+                outcomes[i] = exc
+        return outcomes
+
+    async def _prepare(
+        self, source: Reference, destination: Reference, blob: Descriptor, progress: ProgressHook | None
+    ) -> BlobOutcome | UploadSession | bool:
+        """PRESENT or MOUNTED when no upload is needed, else the upload session (or ``False``: none yet)."""
+        host, repo = destination.api_host, destination.repository
+        client = self.client
+        if repo in self.tracker.holders(host, blob.digest) or await client.retry.call(
+            lambda: blob_exists(client, host, repo, blob.digest)
+        ):
+            self.tracker.remember(host, repo, blob.digest)
+            if progress:
+                progress(blob.size)
+            return BlobOutcome.PRESENT
+        session = await self._try_mounts(source, destination, blob.digest)
+        if session is None:
+            self.tracker.remember(host, repo, blob.digest)
+            if progress:
+                progress(blob.size)
+            return BlobOutcome.MOUNTED
+        return session
+
     async def _after(
         self,
         elsewhere: asyncio.Task[BlobOutcome] | None,
@@ -186,61 +316,76 @@ class BlobCopier:
     async def _ensure(
         self, source: Reference, destination: Reference, blob: Descriptor, progress: ProgressHook | None
     ) -> BlobOutcome:
+        ready = await self._prepare(source, destination, blob, progress)
+        if isinstance(ready, BlobOutcome):
+            return ready
+        await self._upload(
+            source, destination, blob, progress, ready if isinstance(ready, UploadSession) else None
+        )
+        return BlobOutcome.UPLOADED
+
+    async def _upload(
+        self,
+        source: Reference,
+        destination: Reference,
+        blob: Descriptor,
+        progress: ProgressHook | None,
+        session: UploadSession | None,
+        *,
+        attempts: int | None = None,
+    ) -> None:
+        """Stream the blob from the source into ``destination`` alone, retried (``attempts``: fewer)."""
         host, repo = destination.api_host, destination.repository
         client = self.client
-        if repo in self.tracker.holders(host, blob.digest) or await client.retry.call(
-            lambda: blob_exists(client, host, repo, blob.digest)
-        ):
-            self.tracker.remember(host, repo, blob.digest)
-            if progress:
-                progress(blob.size)
-            return BlobOutcome.PRESENT
-        session = await self._try_mounts(source, destination, blob.digest)
-        if session is None:
-            self.tracker.remember(host, repo, blob.digest)
-            if progress:
-                progress(blob.size)
-            return BlobOutcome.MOUNTED
-        first: list[UploadSession] = [session] if isinstance(session, UploadSession) else []
+        first: list[UploadSession] = [session] if session is not None else []
 
         async def attempt() -> None:
-            sent = 0
-
-            def counted(n: int) -> None:
-                nonlocal sent
-                sent += n
-                if progress:
-                    progress(n)
-
             open_session = first.pop() if first else await start_upload(client, host, repo)
-            try:
-                async with (
-                    self.tracker.semaphore,
-                    aclosing_iter(_source_chunks(client, source, blob.digest, blob.size)) as chunks,
-                ):
-                    # A registry that states a minimum chunk size, or refused a one-shot PUT, gets PATCHes.
-                    if host in client.chunked_hosts or open_session.min_chunk > 0:
-                        await upload_chunked(client, open_session, blob.digest, blob.size, chunks, counted)
-                    else:
-                        await upload_monolithic(client, open_session, blob.digest, blob.size, chunks, counted)
-            except RegistryError as exc:
-                if progress and sent:
-                    progress(-sent)
-                if exc.status in MONOLITHIC_REFUSED and host not in client.chunked_hosts:
-                    log.info(
-                        "%s refused a one-shot upload (%s); switching to chunked uploads", host, exc.status
-                    )
-                    client.chunked_hosts.add(host)
-                    exc.retryable = True
-                raise
-            except BaseException:
-                if progress and sent:
-                    progress(-sent)
-                raise
+            async with (
+                self.tracker.semaphore,
+                aclosing_iter(_source_chunks(client, source, blob.digest, blob.size)) as chunks,
+            ):
+                await self._send(open_session, blob, chunks, progress)
 
-        await client.retry.call(attempt)
+        retry = client.retry if attempts is None else dataclasses.replace(client.retry, attempts=attempts)
+        await retry.call(attempt)
         self.tracker.remember(host, repo, blob.digest)
-        return BlobOutcome.UPLOADED
+
+    async def _send(
+        self,
+        session: UploadSession,
+        blob: Descriptor,
+        chunks: AsyncIterator[bytes],
+        progress: ProgressHook | None,
+    ) -> None:
+        """One upload attempt of ``chunks``; on failure the progress it reported is taken back."""
+        client, host = self.client, session.host
+        sent = 0
+
+        def counted(n: int) -> None:
+            nonlocal sent
+            sent += n
+            if progress:
+                progress(n)
+
+        try:
+            # A registry that states a minimum chunk size, or refused a one-shot PUT, gets PATCHes.
+            if host in client.chunked_hosts or session.min_chunk > 0:
+                await upload_chunked(client, session, blob.digest, blob.size, chunks, counted)
+            else:
+                await upload_monolithic(client, session, blob.digest, blob.size, chunks, counted)
+        except RegistryError as exc:
+            if progress and sent:
+                progress(-sent)
+            if exc.status in MONOLITHIC_REFUSED and host not in client.chunked_hosts:
+                log.info("%s refused a one-shot upload (%s); switching to chunked uploads", host, exc.status)
+                client.chunked_hosts.add(host)
+                exc.retryable = True
+            raise
+        except BaseException:
+            if progress and sent:
+                progress(-sent)
+            raise
 
     async def _try_mounts(
         self, source: Reference, destination: Reference, digest: str
@@ -259,3 +404,11 @@ class BlobCopier:
                 return None
             session = mounted
         return session
+
+
+async def _pick(fan: asyncio.Future[list[BlobOutcome | BaseException]], index: int) -> BlobOutcome:
+    """One destination's share of a fan-out: its outcome, or its failure raised."""
+    outcome = (await asyncio.shield(fan))[index]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome

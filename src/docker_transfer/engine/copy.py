@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from docker_transfer.config import AttestationMode
 from docker_transfer.engine.blobs import BlobCopier, BlobOutcome, BlobTracker
+from docker_transfer.engine.refusal import is_refusal, refusal
 from docker_transfer.errors import ManifestError, ManifestRefusedError, PlatformNotFoundError, RegistryError
 from docker_transfer.manifest import (
     Descriptor,
@@ -34,10 +35,6 @@ from docker_transfer.registry.api import RegistryAPI
 from docker_transfer.registry.client import RegistryClient
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
-REFUSAL_STATUSES = frozenset({400, 403, 415, 422})
-"""Answers to a manifest PUT that mean "not this content" (ACR: 403 DENIED, others 400 MANIFEST_INVALID)."""
-# Answers about blobs missing (overlapping runs, a broken upload) or access, not about the content.
-_NOT_REFUSALS = frozenset({"BLOB_UNKNOWN", "MANIFEST_BLOB_UNKNOWN", "DIGEST_INVALID", "UNAUTHORIZED"})
 CHILD_FETCHES = 8
 """Child manifests fetched at once while resolving an index."""
 MANIFEST_RECHECKS = 3
@@ -104,6 +101,16 @@ class ResolvedImage:
     def total_bytes(self) -> int:
         """Sum of distinct blob sizes: what a cold copy moves."""
         return sum(b.size for b in self.blobs)
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """One destination of :meth:`Copier.push_many`: where, which tags, whom to tell of bytes moved."""
+
+    destination: Reference
+    tags: tuple[str, ...]
+    progress: Callable[[int], None] | None = None
+    arch_tags: tuple[tuple[str, Platform], ...] = ()
 
 
 @dataclass
@@ -251,7 +258,70 @@ class Copier:
         destination refuses them, then publish without them and remember that
         host for the rest of the run.
         """
+        target = PushTarget(destination, tuple(tags), progress, tuple(arch_tags))
+        (result,) = await self.push_many(image, [target], attestations=attestations)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def push_many(
+        self, image: ResolvedImage, targets: Sequence[PushTarget], *, attestations: AttestationMode = "auto"
+    ) -> list[CopyResult | Exception]:
+        """:meth:`push` to several destinations at once; per destination its result or its failure.
+
+        Each blob is read from the source once for all the registries that lack it
+        (:meth:`BlobCopier.ensure_many`). A destination whose blob or manifest fails
+        is failed alone; the others go on to their manifests and tags.
+        """
         started = time.monotonic()
+        prepared = [self._for_destination(image, t.destination, attestations) for t in targets]
+        wanted: dict[str, tuple[Descriptor, list[int]]] = {}
+        for i, (chosen, _) in enumerate(prepared):
+            for blob in chosen.blobs:
+                wanted.setdefault(blob.digest, (blob, []))[1].append(i)
+        per_blob = await asyncio.gather(
+            *(
+                self.blobs.ensure_many(
+                    image.source,
+                    [targets[i].destination for i in users],
+                    blob,
+                    [targets[i].progress for i in users],
+                )
+                for blob, users in wanted.values()
+            )
+        )
+        failures: list[BaseException | None] = [None] * len(targets)
+        outcomes: list[dict[str, BlobOutcome]] = [{} for _ in targets]
+        for (blob, users), answers in zip(wanted.values(), per_blob, strict=True):
+            for i, answer in zip(users, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    failures[i] = failures[i] or answer
+                else:
+                    outcomes[i][blob.digest] = answer
+        for failure in failures:
+            if failure is not None and not isinstance(failure, Exception):
+                raise failure  # cancelled: the whole push stops
+        finished = await asyncio.gather(
+            *(
+                self._finish(chosen, target, warnings, outcomes[i], started, attestations)
+                for i, (target, (chosen, warnings)) in enumerate(zip(targets, prepared, strict=True))
+                if failures[i] is None
+            ),
+            return_exceptions=True,
+        )
+        results: list[CopyResult | Exception] = []
+        done = iter(finished)
+        for failure in failures:
+            result = failure if failure is not None else next(done)
+            if not isinstance(result, CopyResult | Exception):
+                raise result
+            results.append(result)
+        return results
+
+    def _for_destination(
+        self, image: ResolvedImage, destination: Reference, attestations: AttestationMode
+    ) -> tuple[ResolvedImage, list[str]]:
+        """The image as pushed to ``destination`` (attestations dropped when asked or known refused)."""
         host = destination.api_host
         warnings: list[str] = []
         if image.artifact_digests and attestations == "drop":
@@ -263,25 +333,30 @@ class Copier:
                 f"published without {count} attestation/artifact manifest(s): {host} refused them "
                 f"earlier in this run ({self.refuses_artifacts[host]})"
             )
-        blobs = image.blobs
-        outcomes = await asyncio.gather(
-            *(self.blobs.ensure(image.source, destination, blob, progress) for blob in blobs),
-            return_exceptions=True,
-        )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        return image, warnings
+
+    async def _finish(
+        self,
+        image: ResolvedImage,
+        target: PushTarget,
+        warnings: list[str],
+        outcomes: dict[str, BlobOutcome],
+        started: float,
+        mode: AttestationMode,
+    ) -> CopyResult:
+        """Once every blob is in place: count them, PUT children, the top manifest, then arch tags."""
+        destination = target.destination
         result = CopyResult(
             source=str(image.source),
             destination=destination.name,
-            tags=tuple(tags),
+            tags=tuple(target.tags),
             digest=image.push_digest,
             media_type=image.push_media_type,
             platforms=tuple(str(p) for p in image.platforms),
             missing=tuple(str(p) for p in image.missing),
         )
-        for blob, outcome in zip(blobs, outcomes, strict=True):
-            assert isinstance(outcome, BlobOutcome)
+        for blob in image.blobs:
+            outcome = outcomes[blob.digest]
             result.outcomes[blob.digest] = outcome.value
             if outcome is BlobOutcome.UPLOADED:
                 result.blobs_uploaded += 1
@@ -290,9 +365,9 @@ class Copier:
                 result.blobs_mounted += 1
             else:
                 result.blobs_present += 1
-        image = await self._put_children(image, destination, attestations, warnings)
-        result.digest = await self._put_top(image, destination, tags, warnings)
-        for tag, platform in arch_tags:
+        image = await self._put_children(image, destination, mode, warnings)
+        result.digest = await self._put_top(image, destination, target.tags, warnings)
+        for tag, platform in target.arch_tags:
             single = image.child_for(platform)
             if single is None:
                 continue
@@ -420,35 +495,6 @@ class Copier:
         """Resolve ``source`` and push the selected platforms to ``destination`` under ``tags``."""
         image = await self.resolve(source, platforms)
         return await self.push(image, destination, tags, progress)
-
-
-def is_refusal(exc: RegistryError) -> bool:
-    """True when a manifest PUT failed because of what the manifest is, not access or missing blobs."""
-    if isinstance(exc, ManifestRefusedError) or exc.status not in REFUSAL_STATUSES:
-        return False
-    if exc.code in _NOT_REFUSALS:
-        return False
-    return "requested access to the resource is denied" not in (exc.detail or "")
-
-
-def refusal(
-    exc: RegistryError, destination: Reference, identifier: str, media_type: str, kind: str
-) -> ManifestRefusedError:
-    """One line naming what was refused, the registry's own words, and what to do about it."""
-    host = destination.api_host
-    if kind.startswith("attestation"):
-        hint = 'set "attestations": "auto" or "drop" for this entry, or pass --attestations drop'
-    elif media_type.startswith("application/vnd.oci."):
-        hint = f"{host} may not accept OCI media types; mirror to a registry that does"
-    else:
-        hint = f"{host} does not accept this manifest as it is"
-    where = identifier if identifier.startswith("sha256:") else f"tag {identifier}"
-    return ManifestRefusedError(
-        f"{host} refused the {kind} ({media_type}) for {destination.name} {where}: "
-        f"{exc.status} {exc.words}; {hint}",
-        media_type=media_type,
-        cause=exc,
-    )
 
 
 async def image_platform(client: RegistryAPI, source: Reference, image: Manifest) -> Platform:

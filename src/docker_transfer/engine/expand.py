@@ -56,10 +56,11 @@ async def expand_rule_jobs(client: RegistryAPI, jobs: Sequence[Job]) -> Expanded
             out.failures.append(_listing_failed(job, answer))
             continue
         chosen = expand_job(job, answer, taken)
-        if not chosen:
-            out.warnings.append(
-                f"{job.entry.source.name}: tag rules {job.rules_text} chose none of its {len(answer)} tag(s)"
-            )
+        warning = (
+            f"{job.entry.source.name}: tag rules {job.rules_text} chose none of its {len(answer)} tag(s)"
+        )
+        if not chosen and warning not in out.warnings:  # once, however many destinations
+            out.warnings.append(warning)
         out.jobs.extend(chosen)
     return out
 
@@ -73,4 +74,5 @@ def _listing_failed(job: Job, error: DockerTransferError) -> TagResult:
         platforms=[str(p) for p in job.entry.platforms],
         error=f"listing the source's tags failed: {error}",
         rule=job.rules_text,
+        destination=job.where or None,
     )

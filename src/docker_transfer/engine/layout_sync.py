@@ -229,6 +229,7 @@ def _result(
         digest=digest,
         platforms=list(platforms),
         duration_s=took,
+        destination=job.where or None,
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from docker_transfer.config import AttestationMode
 from docker_transfer.engine.blobs import BlobTracker
 from docker_transfer.engine.check import destination_state, source_digest
-from docker_transfer.engine.copy import Copier, CopyResult, ResolvedImage
+from docker_transfer.engine.copy import Copier, CopyResult, PushTarget, ResolvedImage
 from docker_transfer.engine.expand import expand_rule_jobs
 from docker_transfer.errors import DockerTransferError, ImageTimeoutError, RateLimitedError
 from docker_transfer.manifest import Manifest, platforms_of
@@ -92,6 +92,7 @@ class Syncer:
         self._copy_gate = asyncio.Semaphore(self.options.concurrency)
         self._resolved: dict[tuple[str, tuple[str, ...], bool], asyncio.Future[ResolvedImage]] = {}
         self._started: dict[int, float] = {}  # id(job) -> when its check began, for cut-short durations
+        self._finished: dict[int, list[TagResult]] = {}  # id(job) -> its results, once it finished
         self._unchecked = 0
         self._all_checked = asyncio.Event()
 
@@ -105,7 +106,7 @@ class Syncer:
                 report.add(failure)
             self.events.jobs_planned(jobs)
         self._unchecked = len(jobs)
-        tasks = {asyncio.ensure_future(self._job(job)): job for job in jobs}
+        tasks = {asyncio.ensure_future(self._unit(unit)): unit for unit in fan_out_units(jobs)}
         why: str | None = None  # None: the run was interrupted (Ctrl-C, SIGTERM)
         try:
             if tasks:
@@ -130,23 +131,57 @@ class Syncer:
         await _cancel(leftovers)
 
     def _collect(
-        self, tasks: Mapping[asyncio.Task[list[TagResult]], Job], report: Report, why: str | None
+        self, tasks: Mapping[asyncio.Task[list[TagResult]], Sequence[Job]], report: Report, why: str | None
     ) -> None:
         now = time.monotonic()
-        for task, job in tasks.items():
+        for task, unit in tasks.items():
             if task.done() and not task.cancelled() and task.exception() is None:
-                results = task.result()
-            else:
+                for result in task.result():
+                    report.add(result)
+                continue
+            for job in unit:
                 took = now - self._started.get(id(job), now)
-                if why is None:
+                if id(job) in self._finished:
+                    results = self._finished[id(job)]
+                elif why is None:
                     results = _failed(job, "interrupted before this image finished", took, "interrupted")
+                    self.events.job_finished(job, results)
                 else:
                     results = _failed(job, why, took)
-                self.events.job_finished(job, results)
-            for result in results:
-                report.add(result)
+                    self.events.job_finished(job, results)
+                for result in results:
+                    report.add(result)
 
-    async def _job(self, job: Job) -> list[TagResult]:
+    async def _unit(self, jobs: Sequence[Job]) -> list[TagResult]:
+        """One entry's jobs, one per destination: each checked alone, the ones to copy copied together."""
+        checked = await asyncio.gather(*(self._checked(job) for job in jobs))
+        pending = [(job, c) for job, c in zip(jobs, checked, strict=True) if isinstance(c, _Pending)]
+        for job, c in zip(jobs, checked, strict=True):
+            if not isinstance(c, _Pending):
+                self._done(job, c)
+        if pending:
+            if self.options.size_first:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._all_checked.wait(), SIZE_FIRST_WAIT)
+            async with self._copy_gate:
+                copied: Sequence[list[TagResult] | _Pending]
+                if len(pending) == 1:
+                    job, c = pending[0]
+                    started = self._started[id(job)]
+                    copied = [await self._guarded(job, time.monotonic(), self._copy(job, c, started))]
+                else:
+                    copied = await self._copy_many(pending)
+            for (job, _), results in zip(pending, copied, strict=True):
+                assert not isinstance(results, _Pending)
+                self._done(job, results)
+        return [result for job in jobs for result in self._finished[id(job)]]
+
+    def _done(self, job: Job, results: list[TagResult]) -> None:
+        self._finished[id(job)] = results
+        self.events.job_finished(job, results)
+
+    async def _checked(self, job: Job) -> list[TagResult] | _Pending:
+        """The job's incremental check (and, with ``size_first``, its sizing) under the check gate."""
         try:
             async with self._check_gate:
                 self.events.job_started(job)
@@ -158,15 +193,44 @@ class Syncer:
             self._unchecked -= 1
             if self._unchecked <= 0:
                 self._all_checked.set()
-        if isinstance(results, _Pending):
-            if self.options.size_first:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._all_checked.wait(), SIZE_FIRST_WAIT)
-            async with self._copy_gate:
-                results = await self._guarded(job, time.monotonic(), self._copy(job, results, started))
-        assert not isinstance(results, _Pending)
-        self.events.job_finished(job, results)
         return results
+
+    async def _copy_many(self, pending: Sequence[tuple[Job, _Pending]]) -> list[list[TagResult]]:
+        """Copy one source to several destinations: blobs read once, each destination failing alone."""
+        first, check = pending[0]
+        started = time.monotonic()
+
+        async def work() -> list[list[TagResult]]:
+            image = await self._resolve(first, check.source_digest)
+            for job, c in pending:
+                if not c.sized:
+                    self.events.job_sized(job, image.total_bytes)
+            if self.options.dry_run:
+                return [await self._planned(job, image, self._started[id(job)]) for job, _ in pending]
+            targets = [
+                PushTarget(job.destination, job.tags, self._hook(job), job.arch_tags) for job, _ in pending
+            ]
+            copied = await self.copier.push_many(image, targets, attestations=self._attestations(first))
+            out: list[list[TagResult]] = []
+            for (job, c), result in zip(pending, copied, strict=True):
+                took = time.monotonic() - self._started[id(job)]
+                if isinstance(result, Exception):
+                    out.append(_failed(job, _failure_text(job, result, self.options.image_timeout), took))
+                else:
+                    out.append(self._pushed_results(job, image, result, c.before, took))
+            return out
+
+        try:
+            async with asyncio.timeout(self.options.image_timeout):
+                return await work()
+        except Exception as exc:
+            took = time.monotonic() - started
+            return [
+                _failed(job, _failure_text(job, exc, self.options.image_timeout), took) for job, _ in pending
+            ]
+
+    def _hook(self, job: Job) -> Callable[[int], None]:
+        return lambda n: self.events.bytes_moved(job, n)
 
     async def _guarded(
         self, job: Job, started: float, work: Awaitable[list[TagResult] | _Pending]
@@ -175,15 +239,10 @@ class Syncer:
         try:
             async with asyncio.timeout(self.options.image_timeout):
                 return await work
-        except TimeoutError:
-            error = ImageTimeoutError(str(job.entry.source), self.options.image_timeout or 0)
-            results = _failed(job, str(error), time.monotonic() - started)
-        except DockerTransferError as exc:
-            results = _failed(job, str(exc), time.monotonic() - started)
         except Exception as exc:  # a bug must cost one image, not the run
-            log.debug("internal error in %s", job.entry.source, exc_info=True)
-            results = _failed(job, f"internal error: {type(exc).__name__}: {exc}", time.monotonic() - started)
-        return results
+            return _failed(
+                job, _failure_text(job, exc, self.options.image_timeout), time.monotonic() - started
+            )
 
     async def _source_digest(self, job: Job) -> str:
         source = job.entry.source
@@ -268,28 +327,15 @@ class Syncer:
     async def _copy(self, job: Job, pending: _Pending, started: float) -> list[TagResult]:
         source_digest, before = pending.source_digest, pending.before
         image = await self._resolve(job, source_digest)
-        platforms = _names(image.platforms)
         if not pending.sized:
             self.events.job_sized(job, image.total_bytes)
         if self.options.dry_run:
-            needed = await self._bytes_needed(job, image)
-            return [
-                _result(
-                    job,
-                    tag,
-                    "planned",
-                    image.push_digest,
-                    platforms,
-                    needed if i == 0 else 0,
-                    time.monotonic() - started,
-                )
-                for i, tag in enumerate(job.all_tags)
-            ]
+            return await self._planned(job, image, started)
         copied = await self.copier.push(
             image,
             job.destination,
             job.tags,
-            lambda n: self.events.bytes_moved(job, n),
+            self._hook(job),
             arch_tags=job.arch_tags,
             attestations=self._attestations(job),
         )
@@ -322,6 +368,16 @@ class Syncer:
         if bytes_left and results:
             results[0].bytes_copied += bytes_left
         return results
+
+    async def _planned(self, job: Job, image: ResolvedImage, started: float) -> list[TagResult]:
+        """A dry run's rows: the bytes this destination lacks on the first tag."""
+        needed = await self._bytes_needed(job, image)
+        platforms = _names(image.platforms)
+        took = time.monotonic() - started
+        return [
+            _result(job, tag, "planned", image.push_digest, platforms, needed if i == 0 else 0, took)
+            for i, tag in enumerate(job.all_tags)
+        ]
 
     async def _bytes_needed(self, job: Job, image: ResolvedImage) -> int:
         host, repo = job.destination.api_host, job.destination.repository
@@ -365,7 +421,36 @@ def _result(
         bytes_copied=nbytes,
         duration_s=took,
         rule=job.entry.rule,
+        destination=job.where or None,
     )
+
+
+def fan_out_units(jobs: Sequence[Job]) -> list[list[Job]]:
+    """Jobs grouped by what they copy: one entry (same source, tags, platforms) across destinations.
+
+    With one destination every unit holds one job. Two jobs of one destination are
+    never grouped, so a unit's jobs write different places.
+    """
+    units: dict[tuple[object, ...], list[Job]] = {}
+    for job in jobs:
+        entry = job.entry
+        what: tuple[object, ...] = (str(entry.source), entry.target, job.all_tags, job.platforms)
+        what += (entry.allow_partial, entry.attestations)
+        n = 0
+        while any(j.where == job.where for j in units.get((*what, n), ())):
+            n += 1
+        units.setdefault((*what, n), []).append(job)
+    return list(units.values())
+
+
+def _failure_text(job: Job, exc: Exception, timeout: float | None) -> str:
+    """What a failed job's rows say: the error's own line; a bug names itself as one."""
+    if isinstance(exc, TimeoutError):
+        return str(ImageTimeoutError(str(job.entry.source), timeout or 0))
+    if isinstance(exc, DockerTransferError):
+        return str(exc)
+    log.debug("internal error in %s", job.entry.source, exc_info=True)
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _names(platforms: Iterable[Platform]) -> list[str]:
