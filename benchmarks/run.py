@@ -13,6 +13,7 @@ missed goal, only on a broken contender.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import shutil
 import sys
@@ -24,7 +25,7 @@ from benchmarks.env import Workspace, loadavg, log, machine, snapshot_package
 from benchmarks.http2 import http2_experiment
 from benchmarks.profile import profile_cold
 from benchmarks.report import as_json, json_line, markdown, text_table, write_docs
-from benchmarks.scenarios import ScenarioResult, Sizes, cold_and_rerun, many_images, memory_disk
+from benchmarks.scenarios import MiB, ScenarioResult, Sizes, cold_and_rerun, many_images, memory_disk
 
 SCENARIOS = (
     "cold", "rerun", "many", "memory", "plan", "dryscale", "thin", "nightly", "curve", "twodest",
@@ -56,6 +57,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--docs-path", type=Path, default=DOCS, help=argparse.SUPPRESS)
     parser.add_argument(
+        "--thin-big-mib",
+        type=int,
+        default=None,
+        metavar="MIB",
+        help="size of the thin scenario's large layer (default 256; the issue's figure is 1024)",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="profile the cold copy with pyinstrument and exit"
     )
     parser.add_argument(
@@ -82,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     _check_tools()
     sizes = Sizes.quick() if args.quick else Sizes()
+    if args.thin_big_mib:
+        sizes = dataclasses.replace(sizes, thin_big=args.thin_big_mib * MiB)
     runs = args.runs or (1 if args.quick else 3)
     # The cold copy is seconds long and its ratios are the closest to their goals: more samples.
     short_runs = args.runs or (1 if args.quick else 5)

@@ -87,6 +87,9 @@ class Fault:
     """Only requests whose body this accepts (e.g. :func:`is_artifact_manifest`)."""
     refuse_open_range: bool = False
     """Answer 416 to ``Range: bytes=N-`` (no last byte), as some registries do; others pass."""
+    cut_upload_after: int | None = None
+    """Read this many bytes of the request's body, then reset the connection: a destination
+    that fails mid-upload (the request is cut, not answered). Not combined with ``body_match``."""
     hits: int = 0
 
     def matches(self, method: str, path: str, body: bytes = b"") -> bool:
@@ -138,10 +141,18 @@ class FaultProxy(ThreadedServer):
         with self._lock:
             self.faults.clear()
 
+    def _take_upload_cut(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.cut_upload_after is not None and fault.matches(method, path):
+                    fault.hits += 1
+                    return fault
+        return None
+
     def _take(self, method: str, path: str, body: bytes = b"") -> Fault | None:
         with self._lock:
             for fault in self.faults:
-                if fault.matches(method, path, body):
+                if fault.cut_upload_after is None and fault.matches(method, path, body):
                     fault.hits += 1
                     return fault
         return None
@@ -162,6 +173,10 @@ class FaultProxy(ThreadedServer):
                 )
                 with owner._lock:
                     owner.records.append(record)
+                cut = owner._take_upload_cut(self.command, path)
+                if cut is not None and cut.cut_upload_after is not None:
+                    self._cut_upload(cut.cut_upload_after, record)
+                    return
                 body = self._read_body()
                 fault = owner._take(self.command, path, body)
                 if fault is not None and fault.refuse_open_range:
@@ -180,6 +195,17 @@ class FaultProxy(ThreadedServer):
                     self.close_connection = True
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+            def _cut_upload(self, limit: int, record: ProxyRecord) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                received = 0
+                while received < min(limit, length) and (
+                    piece := self.rfile.read(min(_CHUNK, min(limit, length) - received))
+                ):
+                    received += len(piece)
+                record.body_bytes = received
+                record.fault = f"upload cut after {received}"
+                self._hang_up(reset=True)
 
             def _read_body(self) -> bytes:
                 if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

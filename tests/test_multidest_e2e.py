@@ -210,6 +210,44 @@ def test_three_destinations_one_failing_others_finish(
     assert "Failures:" in out and proxy.host in out.split("Failures:")[1]
 
 
+def test_a_destination_cut_mid_upload_is_dropped_and_the_others_finish(
+    registry_factory: RegistryFactory,
+    hub: LocalRegistry,
+    pushed: tuple[PushedImage, PushedImage],
+    broken: tuple[LocalRegistry, FaultProxy],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The middle destination's connection is reset 50 kB into every blob upload (no answer at all)."""
+    monkeypatch.setenv("DT_RETRY_ATTEMPTS", "1")  # no retry: each source blob is read exactly once
+    a, b = registry_factory(), registry_factory()
+    behind, proxy = broken
+    proxy.add(Fault(method="PUT", path=r"/blobs/uploads/", cut_upload_after=50_000, times=-1))
+    cfg = config(tmp_path, hub)
+    report_path = tmp_path / "report.json"
+    mark = hub.mark()
+    targets = [f"{a.host}/mirror", f"{proxy.host}/mirror", f"{b.host}/mirror"]
+    hosts = [hub.host, a.host, b.host, proxy.host]
+    code, out, err = sync(capsys, cfg, hosts, "--report", str(report_path), targets=targets)
+    assert code == 1, err + out
+
+    cuts = [r for r in proxy.records if r.fault == "upload cut after 50000"]
+    assert cuts, [r.fault for r in proxy.records]  # some layer really was cut mid-body
+    assert set(blob_gets(hub, mark).values()) == {1}
+    for reg in (a, b):
+        for repo, tag in (("nginx", "latest"), ("nginx", "stable"), ("redis", "7")):
+            assert head(reg.url, f"mirror/{repo}", tag) is not None
+    for repo, tag in (("nginx", "latest"), ("redis", "7")):
+        assert head(behind.url, f"mirror/{repo}", tag) is None
+    rows = json.loads(report_path.read_text())["results"]
+    failed = {r["destination"] for r in rows if r["status"] == "failed"}
+    assert failed == {f"{proxy.host}/mirror"}
+    errors = {r["error"] for r in rows if r["status"] == "failed"}
+    assert all(proxy.host in e and ("reset" in e or "closed" in e) for e in errors), errors
+    assert "internal error" not in out + err
+
+
 def test_a_transient_failure_retries_that_destination_alone(
     registry_factory: RegistryFactory,
     hub: LocalRegistry,

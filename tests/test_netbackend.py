@@ -23,6 +23,7 @@ import trustme
 from httpcore._async.http11 import AsyncHTTP11Connection
 
 from docker_transfer import speedups
+from docker_transfer.registry.hostpool import PerOriginTransport
 from docker_transfer.registry.netbackend import READ_SIZE, AsyncioBackend
 from docker_transfer.registry.transport import TransportOptions
 from docker_transfer.speedups import DeferredTrustContext
@@ -71,11 +72,18 @@ def client(read_timeout: float = 10.0) -> httpx.AsyncClient:
     return TransportOptions.create([], read_timeout=read_timeout, use_env=False).build_client()
 
 
+def origin_pools(http: httpx.AsyncClient) -> list[httpx.AsyncBaseTransport]:
+    """The pools two origins would use (made on first use, as a request would)."""
+    per_origin = http._transport
+    assert isinstance(per_origin, PerOriginTransport)
+    return [per_origin.pool_for(httpx.URL(u)) for u in ("https://a.example/v2/", "http://b.example:5000/v2/")]
+
+
 def test_build_client_uses_the_asyncio_backend() -> None:
     options = TransportOptions.create(["insecure.example:5000"], use_env=False)
     http = options.build_client()
-    transports = [http._transport, *(t for t in http._mounts.values() if t is not None)]
-    assert len(transports) >= 2  # the default one and the insecure host's mount
+    transports = [*origin_pools(http), *(t for t in http._mounts.values() if t is not None)]
+    assert len(transports) >= 3  # a pool per origin and the insecure host's mount
     for transport in transports:
         assert isinstance(transport._pool._network_backend, AsyncioBackend)  # type: ignore[attr-defined]
 
@@ -83,7 +91,8 @@ def test_build_client_uses_the_asyncio_backend() -> None:
 def test_anyio_backend_on_request() -> None:
     speedups.apply(asyncio_backend=False)  # the command line's DT_NETWORK_BACKEND=anyio
     http = TransportOptions.create([], use_env=False).build_client()
-    assert not isinstance(http._transport._pool._network_backend, AsyncioBackend)  # type: ignore[attr-defined]
+    for pool in origin_pools(http):
+        assert not isinstance(pool._pool._network_backend, AsyncioBackend)  # type: ignore[attr-defined]
 
 
 def test_without_the_speedups_clients_keep_httpcores_backend_and_load_cas_now(
@@ -92,7 +101,8 @@ def test_without_the_speedups_clients_keep_httpcores_backend_and_load_cas_now(
     monkeypatch.setattr(speedups, "_STATE", speedups._State())
     options = TransportOptions.create([], use_env=False)
     http = options.build_client()
-    assert not isinstance(http._transport._pool._network_backend, AsyncioBackend)  # type: ignore[attr-defined]
+    for pool in origin_pools(http):
+        assert not isinstance(pool._pool._network_backend, AsyncioBackend)  # type: ignore[attr-defined]
     ctx = options.ssl_context()
     assert not isinstance(ctx, DeferredTrustContext)
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname

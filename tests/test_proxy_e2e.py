@@ -17,7 +17,7 @@ from devtools.connectproxy import ConnectProxy
 from devtools.images import push_image
 from devtools.registry import LocalRegistry, RegistryFactory
 from docker_transfer.cli import main
-from docker_transfer.registry.transport import https_proxy_for
+from docker_transfer.registry.transport import https_proxy_for, proxy_for
 
 
 @pytest.fixture
@@ -117,3 +117,24 @@ def test_https_proxy_for_an_insecure_host(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert https_proxy_for("registry.local:5000") == expected
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host", "environ", "expected"),
+    [
+        ("http", "reg.local:5000", {"HTTP_PROXY": "http://p:3128"}, "http://p:3128"),
+        ("http", "reg.local:5000", {"HTTPS_PROXY": "http://p:3128"}, None),
+        ("https", "reg.example", {"ALL_PROXY": "http://p:3128"}, "http://p:3128"),
+        ("https", "reg.example", {"HTTPS_PROXY": "http://p:3128", "NO_PROXY": ".example"}, None),
+    ],
+)
+def test_each_origin_pool_gets_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch, scheme: str, host: str, environ: dict[str, str], expected: str | None
+) -> None:
+    """httpx ignores proxy variables once given a transport; the per-origin pools read them."""
+    for name in ("NO_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert proxy_for(scheme, host) == expected

@@ -126,16 +126,21 @@ def larger_tls_reads(transport: object) -> None:
 
 
 def tune_client(client: Any) -> None:
-    """Once applied: put the asyncio network backend under ``client`` and every mount.
+    """Once applied: put the asyncio network backend under ``client``'s transport and every mount.
 
     Must run before the client opens its first connection. httpx does not expose the backend
     as a parameter, so this sets httpcore's attribute; a layout without it keeps the default.
+    Pools made later (one per origin, registry/hostpool.py) call :func:`tune_transport` themselves.
     """
-    if not (_STATE.applied and _STATE.asyncio_backend):
-        return
     for transport in (client._transport, *client._mounts.values()):
         if transport is not None:
-            use_asyncio_backend(transport)
+            tune_transport(transport)
+
+
+def tune_transport(transport: object) -> None:
+    """Once applied: the asyncio network backend under one ``httpx.AsyncHTTPTransport``."""
+    if _STATE.applied and _STATE.asyncio_backend:
+        use_asyncio_backend(transport)
 
 
 def use_asyncio_backend(transport: object) -> bool:

@@ -149,9 +149,11 @@ class RegistryClient:
         # httpcore hands a freed connection to its queued requests by scanning the whole queue
         # (quadratic in queued requests): keep the queue short by letting at most this many
         # requests per host into httpx at once; the rest wait on a semaphore, O(1) each.
-        # Half the pool each for a copy's two hosts: when both hosts together ask for more than
-        # the pool holds, httpcore closes one host's idle connections to open the other's
-        # (benchmarks/poolscale.py: 372 connections for 800 requests at 24 per host, 31 at 12).
+        # Half a pool: chosen when all hosts shared one pool, where more than it held made
+        # httpcore close one host's idle connections to open the other's (372 connections for
+        # 800 requests at 24 per host, 31 at 12). Each origin now has its own pool
+        # (registry/hostpool.py); 12 stays because fewer requests inside it scan fewer
+        # connections (docs/performance.md, "At scale").
         self.requests_per_host = requests_per_host or max(1, self.transport.max_connections // 2)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self.credentials: CredentialLookup = credentials or CredentialStore()

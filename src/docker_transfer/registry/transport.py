@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from docker_transfer.errors import UnsafeRedirectError, UsageError
-from docker_transfer.speedups import trust_context, tune_client
+from docker_transfer.registry.hostpool import PerOriginTransport
+from docker_transfer.speedups import trust_context, tune_client, tune_transport
 
 INSECURE_ENV = "DT_INSECURE_REGISTRIES"
 _HOST_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
@@ -150,7 +151,7 @@ class TransportOptions:
             )
 
     def build_client(self) -> httpx.AsyncClient:
-        """One pooled async client; per-host TLS handled by mounted transports."""
+        """One async client: a connection pool per origin, per-host TLS handled by mounted transports."""
         timeout = httpx.Timeout(self.connect_timeout, read=self.read_timeout, write=self.read_timeout)
         limits = httpx.Limits(
             max_connections=self.max_connections, max_keepalive_connections=self.max_connections
@@ -160,11 +161,23 @@ class TransportOptions:
             # A mount replaces httpx's proxy mounts for this host: give it the proxy itself.
             proxy = https_proxy_for(host)
             mounts[f"https://{host}"] = httpx.AsyncHTTPTransport(verify=False, limits=limits, proxy=proxy)
+        verify = self.ssl_context()
+
+        def origin_pool(origin: str) -> httpx.AsyncBaseTransport:
+            # httpx reads no proxy variables once given a transport: each origin's pool gets its own.
+            scheme, _, hostport = origin.partition("://")
+            proxy = proxy_for(scheme, _default_port_dropped(scheme, hostport))
+            pool = httpx.AsyncHTTPTransport(verify=verify, limits=limits, proxy=proxy)
+            tune_transport(pool)  # made after the client: tune_client below cannot reach it
+            return pool
+
         client = httpx.AsyncClient(
-            verify=self.ssl_context(),
+            verify=verify,
             timeout=timeout,
             limits=limits,
             mounts=mounts,
+            # One pool per origin (registry/hostpool.py), each with the proxy the environment names.
+            transport=PerOriginTransport(origin_pool),
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             # HTTP(S)_PROXY / NO_PROXY are honoured; TLS trust comes from ssl_context() alone.
@@ -177,11 +190,22 @@ class TransportOptions:
 
 def https_proxy_for(host: str) -> str | None:
     """The ``HTTPS_PROXY`` (or ``ALL_PROXY``) for ``https://host``; None when ``NO_PROXY`` exempts it."""
+    return proxy_for("https", host)
+
+
+def proxy_for(scheme: str, host: str) -> str | None:
+    """The proxy the environment names for ``scheme://host`` (``HTTPS_PROXY``/``HTTP_PROXY``, else
+    ``ALL_PROXY``); None when there is none or ``NO_PROXY`` exempts the host."""
     proxies = urllib.request.getproxies_environment()
-    proxy = proxies.get("https") or proxies.get("all")
+    proxy = proxies.get(scheme) or proxies.get("all")
     if not proxy or urllib.request.proxy_bypass(host):
         return None
     return proxy
+
+
+def _default_port_dropped(scheme: str, hostport: str) -> str:
+    default = ":443" if scheme == "https" else ":80"
+    return hostport.removesuffix(default)
 
 
 def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
