@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,19 +23,12 @@ from docker_transfer.engine.tee import tee
 from docker_transfer.errors import DockerTransferError, RegistryError, TransportError
 from docker_transfer.manifest import Descriptor
 from docker_transfer.reference import Reference
-from docker_transfer.registry.blobs import blob_exists, open_blob
-from docker_transfer.registry.client import RegistryClient
+from docker_transfer.registry.api import RegistryAPI
 from docker_transfer.registry.httperrors import aclosing_iter, parse_count, transport_error
-from docker_transfer.registry.upload import (
-    UploadSession,
-    mount_blob,
-    start_upload,
-    upload_chunked,
-    upload_monolithic,
-)
+from docker_transfer.registry.retry import RetryPolicy
+from docker_transfer.registry.upload import UploadSession
 
 MAX_RESUMES = 5
-MONOLITHIC_REFUSED = frozenset({405, 411, 413, 501})
 log = logging.getLogger(__name__)
 ProgressHook = Callable[[int], None]
 
@@ -90,9 +82,7 @@ class BlobTracker:
                 del self._by_blob[(host, digest)]
 
 
-async def _source_chunks(
-    client: RegistryClient, source: Reference, digest: str, size: int
-) -> AsyncIterator[bytes]:
+async def blob_chunks(client: RegistryAPI, source: Reference, digest: str, size: int) -> AsyncIterator[bytes]:
     """The blob's bytes from the source, resuming with a closed ``Range`` when the connection drops.
 
     A reset, a stall past the read timeout or an early EOF mid-body reopens the
@@ -105,8 +95,8 @@ async def _source_chunks(
     while True:
         try:
             async with (
-                open_blob(
-                    client, source.api_host, source.repository, digest, offset=received, size=size
+                client.open_blob(
+                    source.api_host, source.repository, digest, offset=received, size=size
                 ) as response,
                 # Closed here, not by the garbage collector: a consumer that stops early
                 # (a blob longer than its descriptor) must not leave a stream half-open.
@@ -150,9 +140,11 @@ def _check_content_range(value: str, offset: int, digest: str) -> None:
 class BlobCopier:
     """Ensures blobs exist in a destination repository, by HEAD, mount or streamed upload."""
 
-    def __init__(self, client: RegistryClient, tracker: BlobTracker) -> None:
+    def __init__(self, client: RegistryAPI, tracker: BlobTracker, retry: RetryPolicy | None = None) -> None:
         self.client = client
         self.tracker = tracker
+        self.retry = retry or client.retry
+        """Retries a whole upload attempt (a fresh source stream each time); the client's by default."""
 
     async def ensure(
         self,
@@ -246,7 +238,7 @@ class BlobCopier:
 
             async def upload(chunks: AsyncIterator[bytes]) -> None:
                 if not isinstance(session, UploadSession):
-                    opened = await start_upload(self.client, destination.api_host, destination.repository)
+                    opened = await self.client.start_upload(destination.api_host, destination.repository)
                 else:
                     opened = session
                 await self._send(opened, blob, chunks, progress[i])
@@ -255,7 +247,7 @@ class BlobCopier:
 
         async with (
             self.tracker.semaphore,
-            aclosing_iter(_source_chunks(self.client, source, blob.digest, blob.size)) as chunks,
+            aclosing_iter(blob_chunks(self.client, source, blob.digest, blob.size)) as chunks,
         ):
             errors = await tee(chunks, [consumer(i, s) for i, s in zip(uploads, sessions, strict=True)])
         for i, error in zip(uploads, errors, strict=True):
@@ -268,7 +260,7 @@ class BlobCopier:
                 continue
             # This destination alone tries again, reading the source again: the others are done.
             # The teed attempt was its first, so it has the policy's attempts less one left.
-            left = self.client.retry.attempts - 1
+            left = self.retry.attempts - 1
             if left < 1:
                 outcomes[i] = error
                 continue
@@ -284,9 +276,8 @@ class BlobCopier:
     ) -> BlobOutcome | UploadSession | bool:
         """PRESENT or MOUNTED when no upload is needed, else the upload session (or ``False``: none yet)."""
         host, repo = destination.api_host, destination.repository
-        client = self.client
-        if repo in self.tracker.holders(host, blob.digest) or await client.retry.call(
-            lambda: blob_exists(client, host, repo, blob.digest)
+        if repo in self.tracker.holders(host, blob.digest) or await self.client.blob_exists(
+            host, repo, blob.digest
         ):
             self.tracker.remember(host, repo, blob.digest)
             if progress:
@@ -340,14 +331,14 @@ class BlobCopier:
         first: list[UploadSession] = [session] if session is not None else []
 
         async def attempt() -> None:
-            open_session = first.pop() if first else await start_upload(client, host, repo)
+            open_session = first.pop() if first else await client.start_upload(host, repo)
             async with (
                 self.tracker.semaphore,
-                aclosing_iter(_source_chunks(client, source, blob.digest, blob.size)) as chunks,
+                aclosing_iter(blob_chunks(client, source, blob.digest, blob.size)) as chunks,
             ):
                 await self._send(open_session, blob, chunks, progress)
 
-        retry = client.retry if attempts is None else dataclasses.replace(client.retry, attempts=attempts)
+        retry = self.retry if attempts is None else dataclasses.replace(self.retry, attempts=attempts)
         await retry.call(attempt)
         self.tracker.remember(host, repo, blob.digest)
 
@@ -359,7 +350,6 @@ class BlobCopier:
         progress: ProgressHook | None,
     ) -> None:
         """One upload attempt of ``chunks``; on failure the progress it reported is taken back."""
-        client, host = self.client, session.host
         sent = 0
 
         def counted(n: int) -> None:
@@ -369,19 +359,7 @@ class BlobCopier:
                 progress(n)
 
         try:
-            # A registry that states a minimum chunk size, or refused a one-shot PUT, gets PATCHes.
-            if host in client.chunked_hosts or session.min_chunk > 0:
-                await upload_chunked(client, session, blob.digest, blob.size, chunks, counted)
-            else:
-                await upload_monolithic(client, session, blob.digest, blob.size, chunks, counted)
-        except RegistryError as exc:
-            if progress and sent:
-                progress(-sent)
-            if exc.status in MONOLITHIC_REFUSED and host not in client.chunked_hosts:
-                log.info("%s refused a one-shot upload (%s); switching to chunked uploads", host, exc.status)
-                client.chunked_hosts.add(host)
-                exc.retryable = True
-            raise
+            await self.client.upload_blob(session, blob.digest, blob.size, chunks, counted)
         except BaseException:
             if progress and sent:
                 progress(-sent)
@@ -397,9 +375,7 @@ class BlobCopier:
             candidates.insert(0, source.repository)
         session: UploadSession | bool = False
         for other in candidates[:3]:
-            mounted = await self.client.retry.call(
-                functools.partial(mount_blob, self.client, host, repo, digest, other)
-            )
+            mounted = await self.client.mount_blob(host, repo, digest, other)
             if mounted is None:
                 return None
             session = mounted

@@ -26,8 +26,7 @@ from docker_transfer.errors import DockerTransferError, ImageTimeoutError, RateL
 from docker_transfer.manifest import Manifest, platforms_of
 from docker_transfer.plan import Job, is_unchanged, skipped_platforms
 from docker_transfer.platform import Platform
-from docker_transfer.registry.blobs import blob_exists
-from docker_transfer.registry.client import RegistryClient
+from docker_transfer.registry.api import RegistryAPI
 from docker_transfer.report import Report, Status, TagResult
 
 log = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ class Syncer:
     """Runs jobs against one registry client, sharing blob knowledge across images."""
 
     def __init__(
-        self, client: RegistryClient, options: SyncOptions | None = None, events: SyncEvents | None = None
+        self, client: RegistryAPI, options: SyncOptions | None = None, events: SyncEvents | None = None
     ) -> None:
         self.client = client
         self.options = options or SyncOptions()
@@ -383,7 +382,7 @@ class Syncer:
         host, repo = job.destination.api_host, job.destination.repository
 
         async def missing(digest: str, size: int) -> int:
-            present = await self.client.retry.call(lambda: blob_exists(self.client, host, repo, digest))
+            present = await self.client.blob_exists(host, repo, digest)
             return 0 if present else size
 
         sizes = await asyncio.gather(*(missing(b.digest, b.size) for b in image.blobs))
