@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from docker_transfer.engine.singleflight import SingleFlight
 from docker_transfer.engine.tee import tee
 from docker_transfer.errors import DockerTransferError, RegistryError, TransportError
 from docker_transfer.manifest import Descriptor
@@ -41,16 +42,21 @@ class BlobOutcome(Enum):
     UPLOADED = "uploaded"
 
 
+BlobKey = tuple[str, str, str]
+"""(destination host, repository, digest): one blob copy."""
+
+
 @dataclass
 class BlobTracker:
     """Run-wide memory of blobs: which destination repos hold them, which copies are in flight."""
 
     concurrency: int = 8
     _semaphore: asyncio.Semaphore | None = None
-    _tasks: dict[tuple[str, str, str], asyncio.Task[BlobOutcome]] = field(default_factory=dict)
+    _copies: SingleFlight[BlobKey, BlobOutcome] = field(default_factory=SingleFlight)
     _holders: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    _by_blob: dict[tuple[str, str], asyncio.Task[BlobOutcome]] = field(default_factory=dict)
-    _fans: list[asyncio.Task[list[BlobOutcome | BaseException]]] = field(default_factory=list)
+    _first: dict[tuple[str, str], asyncio.Future[BlobOutcome]] = field(default_factory=dict)
+    """(host, digest) -> the copy of that blob to that host others wait for, then mount from."""
+    _fans: list[asyncio.Future[list[BlobOutcome | BaseException]]] = field(default_factory=list)
 
     @property
     def semaphore(self) -> asyncio.Semaphore:
@@ -65,7 +71,7 @@ class BlobTracker:
 
     def pending(self) -> list[asyncio.Future[Any]]:
         """Blob copies still running."""
-        running: list[asyncio.Future[Any]] = [t for t in self._tasks.values() if not t.done()]
+        running: list[asyncio.Future[Any]] = list(self._copies.pending())
         return running + [t for t in self._fans if not t.done()]
 
     def remember(self, host: str, repository: str, digest: str) -> None:
@@ -75,11 +81,46 @@ class BlobTracker:
     def forget(self, host: str, repository: str, digest: str) -> None:
         """Drop what this run believed about ``digest`` in ``host/repository`` (the registry lost it)."""
         self.holders(host, digest).discard(repository)
-        task = self._tasks.get((host, repository, digest))
-        if task is not None and task.done():
-            del self._tasks[(host, repository, digest)]
-            if self._by_blob.get((host, digest)) is task:
-                del self._by_blob[(host, digest)]
+        task = self._copies.forget((host, repository, digest))
+        if task is not None and self._first.get((host, digest)) is task:
+            del self._first[(host, digest)]
+
+    def copy(
+        self,
+        host: str,
+        repository: str,
+        digest: str,
+        make: Callable[[asyncio.Future[BlobOutcome] | None], Awaitable[BlobOutcome]],
+    ) -> Awaitable[BlobOutcome]:
+        """The copy of ``digest`` to ``host/repository``, shared by concurrent callers.
+
+        When none is live, ``make`` starts one, given the copy of the same blob to another
+        repository of the host that came first (to wait for and mount from), if any.
+        """
+        key = (host, repository, digest)
+        task = self._copies.live(key)
+        if task is None:
+            # Looked up now, not when the task first runs: by then it would find itself.
+            elsewhere = self._first.get((host, digest))
+            task = self._copies.start(key, lambda: make(elsewhere))
+            self._first.setdefault((host, digest), task)
+        return asyncio.shield(task)
+
+    def is_free(self, host: str, repository: str, digest: str) -> bool:
+        """True when no copy of ``digest`` is live for ``host/repository`` nor running for its host."""
+        elsewhere = self._first.get((host, digest))
+        return self._copies.live((host, repository, digest)) is None and (
+            elsewhere is None or elsewhere.done()
+        )
+
+    def adopt(self, host: str, repository: str, digest: str, task: asyncio.Future[BlobOutcome]) -> None:
+        """Make ``task`` (one destination's share of a fan-out) the copy of ``digest`` there."""
+        self._copies.adopt((host, repository, digest), task)
+        self._first[(host, digest)] = task
+
+    def add_fan_out(self, fan: asyncio.Future[list[BlobOutcome | BaseException]]) -> None:
+        """Count a fan-out among the copies :meth:`pending` lists."""
+        self._fans.append(fan)
 
 
 async def blob_chunks(client: RegistryAPI, source: Reference, digest: str, size: int) -> AsyncIterator[bytes]:
@@ -159,15 +200,11 @@ class BlobCopier:
         registry, wait for that copy and mount from there instead of reading the
         source a second time.
         """
-        host = destination.api_host
-        key = (host, destination.repository, blob.digest)
-        task = self.tracker._tasks.get(key)
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            elsewhere = self.tracker._by_blob.get((host, blob.digest))
-            task = asyncio.ensure_future(self._after(elsewhere, source, destination, blob, progress))
-            self.tracker._tasks[key] = task
-            self.tracker._by_blob.setdefault((host, blob.digest), task)
-        return await asyncio.shield(task)
+
+        def make(elsewhere: asyncio.Future[BlobOutcome] | None) -> Awaitable[BlobOutcome]:
+            return self._after(elsewhere, source, destination, blob, progress)
+
+        return await self.tracker.copy(destination.api_host, destination.repository, blob.digest, make)
 
     async def ensure_many(
         self,
@@ -187,24 +224,17 @@ class BlobCopier:
         leads: list[int] = []
         for i, destination in enumerate(destinations):
             host = destination.api_host
-            task = self.tracker._tasks.get((host, destination.repository, blob.digest))
-            usable = task is not None and not (
-                task.done() and (task.cancelled() or task.exception() is not None)
-            )
-            elsewhere = self.tracker._by_blob.get((host, blob.digest))
-            free = not usable and (elsewhere is None or elsewhere.done())
+            free = self.tracker.is_free(host, destination.repository, blob.digest)
             if free and all(destinations[j].api_host != host for j in leads):
                 leads.append(i)
         if len(leads) > 1:
             fan = asyncio.ensure_future(
                 self._fan_out(source, [destinations[i] for i in leads], blob, [progress[i] for i in leads])
             )
-            self.tracker._fans.append(fan)
+            self.tracker.add_fan_out(fan)
             for j, i in enumerate(leads):
                 host, repo = destinations[i].api_host, destinations[i].repository
-                task = asyncio.ensure_future(_pick(fan, j))
-                self.tracker._tasks[(host, repo, blob.digest)] = task
-                self.tracker._by_blob[(host, blob.digest)] = task
+                self.tracker.adopt(host, repo, blob.digest, asyncio.ensure_future(_pick(fan, j)))
         # A lead's ensure() finds its fan-out share; the rest wait for their host's copy and mount.
         waits = [self.ensure(source, d, blob, hook) for d, hook in zip(destinations, progress, strict=True)]
         return list(await asyncio.gather(*waits, return_exceptions=True))
@@ -293,7 +323,7 @@ class BlobCopier:
 
     async def _after(
         self,
-        elsewhere: asyncio.Task[BlobOutcome] | None,
+        elsewhere: asyncio.Future[BlobOutcome] | None,
         source: Reference,
         destination: Reference,
         blob: Descriptor,
