@@ -3,14 +3,17 @@ checks, failure isolation, and the field quirks (429 once, chunked-only, no cros
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from docker_transfer import Client
 from docker_transfer.engine.blobs import BlobTracker
 from docker_transfer.engine.copy import Copier
+from docker_transfer.engine.singleflight import SingleFlight
 from docker_transfer.errors import DockerTransferError
 from docker_transfer.manifest import OCI_INDEX, parse_manifest
 from docker_transfer.reference import parse_reference
@@ -54,6 +57,83 @@ async def test_a_blob_shared_by_two_images_is_uploaded_once() -> None:
     shared = next(d for d, data in src.blobs.items() if data == SHARED)
     assert dst.uploads_of(shared) == 1  # the second image mounted it from the first's repository
     assert shared in dst.links["mirror/one"] and shared in dst.links["mirror/two"]
+
+
+class Interleaving(FakeRegistry):
+    """Lets other tasks run before each answer, as a network would, so concurrent copies overlap."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return await super().handle_async_request(request)
+
+
+async def test_concurrent_images_sharing_a_blob_upload_it_once_and_mount_it_once() -> None:
+    src, dst = Interleaving("src.test"), Interleaving("dst.test")
+    src.push_image("lib/one", "1", ["linux/amd64"], shared_layer=SHARED)
+    src.push_image("lib/two", "1", ["linux/amd64"], shared_layer=SHARED)
+    async with client(src, dst) as registry:
+        copier = Copier(registry, BlobTracker())
+        await asyncio.gather(
+            *(
+                copier.copy(
+                    parse_reference(f"src.test/lib/{name}:1"),
+                    parse_reference(f"dst.test/mirror/{name}:1"),
+                    ["1"],
+                )
+                for name in ("one", "two")
+            )
+        )
+    shared = next(d for d, data in src.blobs.items() if data == SHARED)
+    assert dst.uploads_of(shared) == 1  # the second waited for the first's upload, then mounted
+    mounts = [
+        path for method, path in dst.requests if method == "POST" and "mount=" in path and shared[7:] in path
+    ]
+    assert len(mounts) == 1
+    assert sum(1 for method, path in src.requests if method == "GET" and path.endswith(shared)) == 1
+
+
+async def test_a_failed_blob_copy_is_tried_again_by_the_next_caller() -> None:
+    src, dst = pair()
+    src.push_image("lib/app", "1", ["linux/amd64"], shared_layer=SHARED)
+    shared = next(d for d, data in src.blobs.items() if data == SHARED)
+    dst.fail_blobs.add(shared)
+    source, destination = parse_reference("src.test/lib/app:1"), parse_reference("dst.test/mirror/app:1")
+    async with client(src, dst) as registry:
+        copier = Copier(registry, BlobTracker())
+        with pytest.raises(DockerTransferError):
+            await copier.copy(source, destination, ["1"])
+        dst.fail_blobs.clear()
+        await copier.copy(source, destination, ["1"])  # the same tracker: the failure was not kept
+    assert dst.uploads_of(shared) == 1
+    assert dst.tag_digest("mirror/app", "1") is not None
+
+
+async def test_single_flight_shares_one_run_survives_a_cancelled_caller_and_retries_a_failure() -> None:
+    flight: SingleFlight[str, int] = SingleFlight()
+    runs: list[int] = []
+    gate = asyncio.Event()
+
+    async def work() -> int:
+        runs.append(1)
+        await gate.wait()
+        if len(runs) == 1:
+            raise RuntimeError("first run fails")
+        return len(runs)
+
+    first = asyncio.ensure_future(flight.run("k", work))
+    second = asyncio.ensure_future(flight.run("k", work))
+    cancelled = asyncio.ensure_future(flight.run("k", work))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    gate.set()
+    results = await asyncio.gather(first, second, cancelled, return_exceptions=True)
+    assert [type(r) for r in results] == [RuntimeError, RuntimeError, asyncio.CancelledError]
+    assert runs == [1]  # three callers, one run, not cancelled with its caller
+    assert await flight.run("k", work) == 2  # the failure was not remembered
+    assert await flight.run("k", work) == 2  # the success is
+    assert flight.pending() == [] and flight.forget("k") is not None
+    assert await flight.run("k", work) == 3
 
 
 async def test_without_cross_repository_mounts_each_repository_gets_its_own_upload() -> None:

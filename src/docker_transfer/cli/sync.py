@@ -84,14 +84,14 @@ def load_filtered(path: str, only: Sequence[str], flatten: str | None = None) ->
     return filtered
 
 
-async def _run(syncer: Syncer, jobs: list[Job], report: Report) -> None:
+async def _run(client: RegistryClient, syncer: Syncer, jobs: list[Job], report: Report) -> None:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     if task is not None:
         # SIGTERM (CI cancel, kill) stops like Ctrl-C: in-flight work ends, the report is kept.
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
-        async with syncer.client:
+        async with client:
             await syncer.run(jobs, report)
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
@@ -415,7 +415,7 @@ def _execute(
     try:
         if jobs:
             with events if isinstance(events, RichEvents) else contextlib.nullcontext():
-                asyncio.run(_run(syncer, jobs, report))
+                asyncio.run(_run(client, syncer, jobs, report))
     except (KeyboardInterrupt, asyncio.CancelledError):
         interrupted = True
         note = "Interrupted: in-flight images stopped; no tag was half-written."

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,23 +19,17 @@ from typing import Any
 
 import httpx
 
+from docker_transfer.engine.singleflight import SingleFlight
 from docker_transfer.engine.tee import tee
 from docker_transfer.errors import DockerTransferError, RegistryError, TransportError
 from docker_transfer.manifest import Descriptor
 from docker_transfer.reference import Reference
-from docker_transfer.registry.blobs import blob_exists, open_blob
-from docker_transfer.registry.client import RegistryClient
+from docker_transfer.registry.api import RegistryAPI
 from docker_transfer.registry.httperrors import aclosing_iter, parse_count, transport_error
-from docker_transfer.registry.upload import (
-    UploadSession,
-    mount_blob,
-    start_upload,
-    upload_chunked,
-    upload_monolithic,
-)
+from docker_transfer.registry.retry import RetryPolicy
+from docker_transfer.registry.upload import UploadSession
 
 MAX_RESUMES = 5
-MONOLITHIC_REFUSED = frozenset({405, 411, 413, 501})
 log = logging.getLogger(__name__)
 ProgressHook = Callable[[int], None]
 
@@ -49,16 +42,21 @@ class BlobOutcome(Enum):
     UPLOADED = "uploaded"
 
 
+BlobKey = tuple[str, str, str]
+"""(destination host, repository, digest): one blob copy."""
+
+
 @dataclass
 class BlobTracker:
     """Run-wide memory of blobs: which destination repos hold them, which copies are in flight."""
 
     concurrency: int = 8
     _semaphore: asyncio.Semaphore | None = None
-    _tasks: dict[tuple[str, str, str], asyncio.Task[BlobOutcome]] = field(default_factory=dict)
+    _copies: SingleFlight[BlobKey, BlobOutcome] = field(default_factory=SingleFlight)
     _holders: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    _by_blob: dict[tuple[str, str], asyncio.Task[BlobOutcome]] = field(default_factory=dict)
-    _fans: list[asyncio.Task[list[BlobOutcome | BaseException]]] = field(default_factory=list)
+    _first: dict[tuple[str, str], asyncio.Future[BlobOutcome]] = field(default_factory=dict)
+    """(host, digest) -> the copy of that blob to that host others wait for, then mount from."""
+    _fans: list[asyncio.Future[list[BlobOutcome | BaseException]]] = field(default_factory=list)
 
     @property
     def semaphore(self) -> asyncio.Semaphore:
@@ -73,7 +71,7 @@ class BlobTracker:
 
     def pending(self) -> list[asyncio.Future[Any]]:
         """Blob copies still running."""
-        running: list[asyncio.Future[Any]] = [t for t in self._tasks.values() if not t.done()]
+        running: list[asyncio.Future[Any]] = list(self._copies.pending())
         return running + [t for t in self._fans if not t.done()]
 
     def remember(self, host: str, repository: str, digest: str) -> None:
@@ -83,16 +81,49 @@ class BlobTracker:
     def forget(self, host: str, repository: str, digest: str) -> None:
         """Drop what this run believed about ``digest`` in ``host/repository`` (the registry lost it)."""
         self.holders(host, digest).discard(repository)
-        task = self._tasks.get((host, repository, digest))
-        if task is not None and task.done():
-            del self._tasks[(host, repository, digest)]
-            if self._by_blob.get((host, digest)) is task:
-                del self._by_blob[(host, digest)]
+        task = self._copies.forget((host, repository, digest))
+        if task is not None and self._first.get((host, digest)) is task:
+            del self._first[(host, digest)]
+
+    def copy(
+        self,
+        host: str,
+        repository: str,
+        digest: str,
+        make: Callable[[asyncio.Future[BlobOutcome] | None], Awaitable[BlobOutcome]],
+    ) -> Awaitable[BlobOutcome]:
+        """The copy of ``digest`` to ``host/repository``, shared by concurrent callers.
+
+        When none is live, ``make`` starts one, given the copy of the same blob to another
+        repository of the host that came first (to wait for and mount from), if any.
+        """
+        key = (host, repository, digest)
+        task = self._copies.live(key)
+        if task is None:
+            # Looked up now, not when the task first runs: by then it would find itself.
+            elsewhere = self._first.get((host, digest))
+            task = self._copies.start(key, lambda: make(elsewhere))
+            self._first.setdefault((host, digest), task)
+        return asyncio.shield(task)
+
+    def is_free(self, host: str, repository: str, digest: str) -> bool:
+        """True when no copy of ``digest`` is live for ``host/repository`` nor running for its host."""
+        elsewhere = self._first.get((host, digest))
+        return self._copies.live((host, repository, digest)) is None and (
+            elsewhere is None or elsewhere.done()
+        )
+
+    def adopt(self, host: str, repository: str, digest: str, task: asyncio.Future[BlobOutcome]) -> None:
+        """Make ``task`` (one destination's share of a fan-out) the copy of ``digest`` there."""
+        self._copies.adopt((host, repository, digest), task)
+        self._first[(host, digest)] = task
+
+    def add_fan_out(self, fan: asyncio.Future[list[BlobOutcome | BaseException]]) -> None:
+        """Count a fan-out among the copies :meth:`pending` lists."""
+        self._fans.append(fan)
 
 
-async def _source_chunks(
-    client: RegistryClient, source: Reference, digest: str, size: int
-) -> AsyncIterator[bytes]:
+async def blob_chunks(client: RegistryAPI, source: Reference, digest: str, size: int) -> AsyncIterator[bytes]:
     """The blob's bytes from the source, resuming with a closed ``Range`` when the connection drops.
 
     A reset, a stall past the read timeout or an early EOF mid-body reopens the
@@ -105,8 +136,8 @@ async def _source_chunks(
     while True:
         try:
             async with (
-                open_blob(
-                    client, source.api_host, source.repository, digest, offset=received, size=size
+                client.open_blob(
+                    source.api_host, source.repository, digest, offset=received, size=size
                 ) as response,
                 # Closed here, not by the garbage collector: a consumer that stops early
                 # (a blob longer than its descriptor) must not leave a stream half-open.
@@ -150,9 +181,11 @@ def _check_content_range(value: str, offset: int, digest: str) -> None:
 class BlobCopier:
     """Ensures blobs exist in a destination repository, by HEAD, mount or streamed upload."""
 
-    def __init__(self, client: RegistryClient, tracker: BlobTracker) -> None:
+    def __init__(self, client: RegistryAPI, tracker: BlobTracker, retry: RetryPolicy | None = None) -> None:
         self.client = client
         self.tracker = tracker
+        self.retry = retry or client.retry
+        """Retries a whole upload attempt (a fresh source stream each time); the client's by default."""
 
     async def ensure(
         self,
@@ -167,15 +200,11 @@ class BlobCopier:
         registry, wait for that copy and mount from there instead of reading the
         source a second time.
         """
-        host = destination.api_host
-        key = (host, destination.repository, blob.digest)
-        task = self.tracker._tasks.get(key)
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            elsewhere = self.tracker._by_blob.get((host, blob.digest))
-            task = asyncio.ensure_future(self._after(elsewhere, source, destination, blob, progress))
-            self.tracker._tasks[key] = task
-            self.tracker._by_blob.setdefault((host, blob.digest), task)
-        return await asyncio.shield(task)
+
+        def make(elsewhere: asyncio.Future[BlobOutcome] | None) -> Awaitable[BlobOutcome]:
+            return self._after(elsewhere, source, destination, blob, progress)
+
+        return await self.tracker.copy(destination.api_host, destination.repository, blob.digest, make)
 
     async def ensure_many(
         self,
@@ -195,24 +224,17 @@ class BlobCopier:
         leads: list[int] = []
         for i, destination in enumerate(destinations):
             host = destination.api_host
-            task = self.tracker._tasks.get((host, destination.repository, blob.digest))
-            usable = task is not None and not (
-                task.done() and (task.cancelled() or task.exception() is not None)
-            )
-            elsewhere = self.tracker._by_blob.get((host, blob.digest))
-            free = not usable and (elsewhere is None or elsewhere.done())
+            free = self.tracker.is_free(host, destination.repository, blob.digest)
             if free and all(destinations[j].api_host != host for j in leads):
                 leads.append(i)
         if len(leads) > 1:
             fan = asyncio.ensure_future(
                 self._fan_out(source, [destinations[i] for i in leads], blob, [progress[i] for i in leads])
             )
-            self.tracker._fans.append(fan)
+            self.tracker.add_fan_out(fan)
             for j, i in enumerate(leads):
                 host, repo = destinations[i].api_host, destinations[i].repository
-                task = asyncio.ensure_future(_pick(fan, j))
-                self.tracker._tasks[(host, repo, blob.digest)] = task
-                self.tracker._by_blob[(host, blob.digest)] = task
+                self.tracker.adopt(host, repo, blob.digest, asyncio.ensure_future(_pick(fan, j)))
         # A lead's ensure() finds its fan-out share; the rest wait for their host's copy and mount.
         waits = [self.ensure(source, d, blob, hook) for d, hook in zip(destinations, progress, strict=True)]
         return list(await asyncio.gather(*waits, return_exceptions=True))
@@ -246,7 +268,7 @@ class BlobCopier:
 
             async def upload(chunks: AsyncIterator[bytes]) -> None:
                 if not isinstance(session, UploadSession):
-                    opened = await start_upload(self.client, destination.api_host, destination.repository)
+                    opened = await self.client.start_upload(destination.api_host, destination.repository)
                 else:
                     opened = session
                 await self._send(opened, blob, chunks, progress[i])
@@ -255,7 +277,7 @@ class BlobCopier:
 
         async with (
             self.tracker.semaphore,
-            aclosing_iter(_source_chunks(self.client, source, blob.digest, blob.size)) as chunks,
+            aclosing_iter(blob_chunks(self.client, source, blob.digest, blob.size)) as chunks,
         ):
             errors = await tee(chunks, [consumer(i, s) for i, s in zip(uploads, sessions, strict=True)])
         for i, error in zip(uploads, errors, strict=True):
@@ -268,7 +290,7 @@ class BlobCopier:
                 continue
             # This destination alone tries again, reading the source again: the others are done.
             # The teed attempt was its first, so it has the policy's attempts less one left.
-            left = self.client.retry.attempts - 1
+            left = self.retry.attempts - 1
             if left < 1:
                 outcomes[i] = error
                 continue
@@ -284,9 +306,8 @@ class BlobCopier:
     ) -> BlobOutcome | UploadSession | bool:
         """PRESENT or MOUNTED when no upload is needed, else the upload session (or ``False``: none yet)."""
         host, repo = destination.api_host, destination.repository
-        client = self.client
-        if repo in self.tracker.holders(host, blob.digest) or await client.retry.call(
-            lambda: blob_exists(client, host, repo, blob.digest)
+        if repo in self.tracker.holders(host, blob.digest) or await self.client.blob_exists(
+            host, repo, blob.digest
         ):
             self.tracker.remember(host, repo, blob.digest)
             if progress:
@@ -302,7 +323,7 @@ class BlobCopier:
 
     async def _after(
         self,
-        elsewhere: asyncio.Task[BlobOutcome] | None,
+        elsewhere: asyncio.Future[BlobOutcome] | None,
         source: Reference,
         destination: Reference,
         blob: Descriptor,
@@ -340,14 +361,14 @@ class BlobCopier:
         first: list[UploadSession] = [session] if session is not None else []
 
         async def attempt() -> None:
-            open_session = first.pop() if first else await start_upload(client, host, repo)
+            open_session = first.pop() if first else await client.start_upload(host, repo)
             async with (
                 self.tracker.semaphore,
-                aclosing_iter(_source_chunks(client, source, blob.digest, blob.size)) as chunks,
+                aclosing_iter(blob_chunks(client, source, blob.digest, blob.size)) as chunks,
             ):
                 await self._send(open_session, blob, chunks, progress)
 
-        retry = client.retry if attempts is None else dataclasses.replace(client.retry, attempts=attempts)
+        retry = self.retry if attempts is None else dataclasses.replace(self.retry, attempts=attempts)
         await retry.call(attempt)
         self.tracker.remember(host, repo, blob.digest)
 
@@ -359,7 +380,6 @@ class BlobCopier:
         progress: ProgressHook | None,
     ) -> None:
         """One upload attempt of ``chunks``; on failure the progress it reported is taken back."""
-        client, host = self.client, session.host
         sent = 0
 
         def counted(n: int) -> None:
@@ -369,19 +389,7 @@ class BlobCopier:
                 progress(n)
 
         try:
-            # A registry that states a minimum chunk size, or refused a one-shot PUT, gets PATCHes.
-            if host in client.chunked_hosts or session.min_chunk > 0:
-                await upload_chunked(client, session, blob.digest, blob.size, chunks, counted)
-            else:
-                await upload_monolithic(client, session, blob.digest, blob.size, chunks, counted)
-        except RegistryError as exc:
-            if progress and sent:
-                progress(-sent)
-            if exc.status in MONOLITHIC_REFUSED and host not in client.chunked_hosts:
-                log.info("%s refused a one-shot upload (%s); switching to chunked uploads", host, exc.status)
-                client.chunked_hosts.add(host)
-                exc.retryable = True
-            raise
+            await self.client.upload_blob(session, blob.digest, blob.size, chunks, counted)
         except BaseException:
             if progress and sent:
                 progress(-sent)
@@ -397,9 +405,7 @@ class BlobCopier:
             candidates.insert(0, source.repository)
         session: UploadSession | bool = False
         for other in candidates[:3]:
-            mounted = await self.client.retry.call(
-                functools.partial(mount_blob, self.client, host, repo, digest, other)
-            )
+            mounted = await self.client.mount_blob(host, repo, digest, other)
             if mounted is None:
                 return None
             session = mounted

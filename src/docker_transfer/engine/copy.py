@@ -32,7 +32,6 @@ from docker_transfer.manifest import (
 from docker_transfer.platform import Platform
 from docker_transfer.reference import Reference
 from docker_transfer.registry.api import RegistryAPI
-from docker_transfer.registry.client import RegistryClient
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 CHILD_FETCHES = 8
@@ -155,9 +154,9 @@ class CopyResult:
 
 
 class Copier:
-    """Copies images between registries through one :class:`RegistryClient`."""
+    """Copies images between registries through one :class:`RegistryAPI`."""
 
-    def __init__(self, client: RegistryClient, tracker: BlobTracker | None = None) -> None:
+    def __init__(self, client: RegistryAPI, tracker: BlobTracker | None = None) -> None:
         self.client = client
         self.tracker = tracker or BlobTracker()
         self.blobs = BlobCopier(client, self.tracker)

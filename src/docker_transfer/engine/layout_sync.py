@@ -36,7 +36,7 @@ from docker_transfer.layout.readers import OciReader
 from docker_transfer.layout.writers import OciDirWriter
 from docker_transfer.manifest import Manifest, platforms_of
 from docker_transfer.plan import Job, is_unchanged
-from docker_transfer.registry.client import RegistryClient
+from docker_transfer.registry.api import RegistryAPI
 from docker_transfer.report import Report, Status, TagResult
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class LayoutSyncer:
     """Runs sync jobs with a layout on one side, isolating failures per entry."""
 
     def __init__(
-        self, client: RegistryClient, options: SyncOptions | None = None, events: SyncEvents | None = None
+        self, client: RegistryAPI, options: SyncOptions | None = None, events: SyncEvents | None = None
     ) -> None:
         self.client = client
         self.options = options or SyncOptions()

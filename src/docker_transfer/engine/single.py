@@ -19,7 +19,7 @@ from docker_transfer.manifest import platforms_of
 from docker_transfer.plan import is_unchanged
 from docker_transfer.platform import Platform
 from docker_transfer.reference import Reference, validate_tag
-from docker_transfer.registry.client import RegistryClient
+from docker_transfer.registry.api import RegistryAPI
 
 
 def destination_tags(
@@ -43,7 +43,7 @@ def destination_tags(
 
 
 async def unchanged_result(
-    client: RegistryClient,
+    client: RegistryAPI,
     source: Reference,
     destination: Reference,
     tags: Sequence[str],
@@ -74,7 +74,7 @@ async def unchanged_result(
 
 
 async def copy_image(
-    client: RegistryClient,
+    client: RegistryAPI,
     source: Reference,
     destination: Reference,
     tags: Sequence[str],

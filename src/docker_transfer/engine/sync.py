@@ -13,29 +13,27 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any
 
 from docker_transfer.config import AttestationMode
 from docker_transfer.engine.blobs import BlobTracker
 from docker_transfer.engine.check import destination_state, source_digest
 from docker_transfer.engine.copy import Copier, CopyResult, PushTarget, ResolvedImage
 from docker_transfer.engine.expand import expand_rule_jobs
+from docker_transfer.engine.singleflight import SingleFlight
 from docker_transfer.errors import DockerTransferError, ImageTimeoutError, RateLimitedError
 from docker_transfer.manifest import Manifest, platforms_of
 from docker_transfer.plan import Job, is_unchanged, skipped_platforms
 from docker_transfer.platform import Platform
-from docker_transfer.registry.blobs import blob_exists
-from docker_transfer.registry.client import RegistryClient
+from docker_transfer.registry.api import RegistryAPI
 from docker_transfer.report import Report, Status, TagResult
 
 log = logging.getLogger(__name__)
 CHECK_FACTOR = 4
 SIZE_FIRST_WAIT = 30.0
 """Seconds copies wait, with ``size_first``, for the last images to be sized."""
-T = TypeVar("T")
-K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -80,17 +78,17 @@ class Syncer:
     """Runs jobs against one registry client, sharing blob knowledge across images."""
 
     def __init__(
-        self, client: RegistryClient, options: SyncOptions | None = None, events: SyncEvents | None = None
+        self, client: RegistryAPI, options: SyncOptions | None = None, events: SyncEvents | None = None
     ) -> None:
         self.client = client
         self.options = options or SyncOptions()
         self.events = events or SyncEvents()
         self.copier = Copier(client, BlobTracker(concurrency=self.options.blob_concurrency))
-        self._heads: dict[str, asyncio.Future[str]] = {}
+        self._heads: SingleFlight[str, str] = SingleFlight()
         # Checking moves no data, only HEADs: many at once. Copying is bounded by --concurrency.
         self._check_gate = asyncio.Semaphore(self.options.concurrency * CHECK_FACTOR)
         self._copy_gate = asyncio.Semaphore(self.options.concurrency)
-        self._resolved: dict[tuple[str, tuple[str, ...], bool], asyncio.Future[ResolvedImage]] = {}
+        self._resolved: SingleFlight[tuple[str, tuple[str, ...], bool], ResolvedImage] = SingleFlight()
         self._started: dict[int, float] = {}  # id(job) -> when its check began, for cut-short durations
         self._finished: dict[int, list[TagResult]] = {}  # id(job) -> its results, once it finished
         self._unchecked = 0
@@ -125,8 +123,8 @@ class Syncer:
         """Cancel shared work nobody waits for any more (blob copies of timed-out images)."""
         leftovers: list[asyncio.Future[Any]] = [
             *self.copier.tracker.pending(),
-            *self._heads.values(),
-            *self._resolved.values(),
+            *self._heads.tasks(),
+            *self._resolved.tasks(),
         ]
         await _cancel(leftovers)
 
@@ -246,7 +244,7 @@ class Syncer:
 
     async def _source_digest(self, job: Job) -> str:
         source = job.entry.source
-        return await _once(self._heads, str(source), lambda: source_digest(self.client, source))
+        return await self._heads.run(str(source), lambda: source_digest(self.client, source))
 
     async def _destination_state(self, job: Job) -> tuple[dict[str, str | None], Manifest | None]:
         return await destination_state(self.client, job.destination, job.all_tags, job.tags)
@@ -273,7 +271,7 @@ class Syncer:
         async def make() -> ResolvedImage:
             return await self.copier.resolve(pinned, platforms, allow_missing=job.entry.allow_partial)
 
-        return await _once(self._resolved, key, make)
+        return await self._resolved.run(key, make)
 
     def _attestations(self, job: Job) -> AttestationMode:
         return job.entry.attestations or self.options.attestations
@@ -383,7 +381,7 @@ class Syncer:
         host, repo = job.destination.api_host, job.destination.repository
 
         async def missing(digest: str, size: int) -> int:
-            present = await self.client.retry.call(lambda: blob_exists(self.client, host, repo, digest))
+            present = await self.client.blob_exists(host, repo, digest)
             return 0 if present else size
 
         sizes = await asyncio.gather(*(missing(b.digest, b.size) for b in image.blobs))
@@ -397,15 +395,6 @@ class _Pending:
     source_digest: str
     before: dict[str, str | None]
     sized: bool = False
-
-
-async def _once(cache: dict[K, asyncio.Future[T]], key: K, make: Callable[[], Awaitable[T]]) -> T:
-    """Run ``make`` once per key; concurrent callers share it; a failure is retried by the next caller."""
-    future = cache.get(key)
-    if future is None or (future.done() and (future.cancelled() or future.exception() is not None)):
-        future = asyncio.ensure_future(make())
-        cache[key] = future
-    return await asyncio.shield(future)
 
 
 def _result(

@@ -13,7 +13,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from docker_transfer.engine.blobs import _source_chunks
+from docker_transfer.engine.blobs import blob_chunks
 from docker_transfer.errors import LayoutError
 from docker_transfer.layout.files import DirectoryFiles, LayoutFiles, TarFiles
 from docker_transfer.layout.names import Location
@@ -22,8 +22,7 @@ from docker_transfer.layout.stream import StreamFiles
 from docker_transfer.layout.writers import ArchiveWriter, OciDirWriter
 from docker_transfer.manifest import Descriptor, Manifest
 from docker_transfer.reference import Reference
-from docker_transfer.registry.client import RegistryClient
-from docker_transfer.registry.upload import start_upload, upload_chunked, upload_monolithic
+from docker_transfer.registry.api import RegistryAPI
 
 ProgressHook = Callable[[int], None]
 Opener = Callable[[], AsyncIterator[bytes]]
@@ -86,7 +85,7 @@ class RegistrySource:
 
     sequential = False
 
-    def __init__(self, client: RegistryClient, ref: Reference) -> None:
+    def __init__(self, client: RegistryAPI, ref: Reference) -> None:
         self.client = client
         self.ref = ref
         self.name = str(ref)
@@ -101,7 +100,7 @@ class RegistrySource:
 
     def blob_chunks(self, desc: Descriptor) -> AsyncIterator[bytes]:
         """Stream a blob, resuming with ``Range`` after a dropped connection."""
-        return _source_chunks(self.client, self.ref, desc.digest, desc.size)
+        return blob_chunks(self.client, self.ref, desc.digest, desc.size)
 
     async def read_blob(self, desc: Descriptor, limit: int) -> bytes:
         """GET a config, verified."""
@@ -120,7 +119,7 @@ class RegistryDestination:
     metadata_first = False
     """Tags must never point at an image whose blobs are not all there."""
 
-    def __init__(self, client: RegistryClient, ref: Reference, concurrency: int = 8) -> None:
+    def __init__(self, client: RegistryAPI, ref: Reference, concurrency: int = 8) -> None:
         self.client = client
         self.ref = ref
         self.name = ref.name
@@ -135,11 +134,8 @@ class RegistryDestination:
         client, host, repo = self.client, self.ref.api_host, self.ref.repository
 
         async def attempt() -> None:
-            session = await start_upload(client, host, repo)
-            if host in client.chunked_hosts or session.min_chunk > 0:
-                await upload_chunked(client, session, digest, size, chunks(), progress)
-            else:
-                await upload_monolithic(client, session, digest, size, chunks(), progress)
+            session = await client.start_upload(host, repo)
+            await client.upload_blob(session, digest, size, chunks(), progress)
 
         await client.retry.call(attempt)
 
@@ -159,7 +155,7 @@ class RegistryDestination:
         """A registry keeps unreferenced blobs until its garbage collection."""
 
 
-def open_source(location: Location, client: RegistryClient | None) -> ImageSource:
+def open_source(location: Location, client: RegistryAPI | None) -> ImageSource:
     """The source for a parsed location (a registry needs ``client``)."""
     if location.reference is not None:
         assert client is not None
@@ -172,7 +168,7 @@ def open_source(location: Location, client: RegistryClient | None) -> ImageSourc
     return DockerArchiveReader(files, location.repo_tag)
 
 
-def open_destination(location: Location, client: RegistryClient | None, concurrency: int) -> ImageDestination:
+def open_destination(location: Location, client: RegistryAPI | None, concurrency: int) -> ImageDestination:
     """The destination for a parsed location (a registry needs ``client``)."""
     if location.reference is not None:
         assert client is not None

@@ -4,12 +4,14 @@
 retried by its :class:`~docker_transfer.registry.retry.RetryPolicy` and counted in its
 :class:`~docker_transfer.registry.client.RequestStats`: the engine calls a verb once and gets
 an answer or a final error. Engine code typed against :class:`RegistryAPI` runs unchanged on
-anything else that implements it. Blob streams (``open_blob``, uploads) are retried by their
-caller, which alone can resume or restart them (engine/blobs.py).
+anything else that implements it. Blob streams (``open_blob``, ``start_upload`` and
+``upload_blob``) are not retried inside: their caller alone can resume or restart them
+(engine/blobs.py), and does so with the same public :attr:`RegistryAPI.retry` policy.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,12 +20,20 @@ if TYPE_CHECKING:
 
     from docker_transfer.manifest import Manifest
     from docker_transfer.reference import Reference
+    from docker_transfer.registry.client import RequestStats
     from docker_transfer.registry.manifests import ManifestHead
+    from docker_transfer.registry.retry import RetryPolicy
     from docker_transfer.registry.upload import UploadSession
 
 
 class RegistryAPI(Protocol):
     """Manifests by reference or digest, blobs by repository and digest, tag lists."""
+
+    retry: RetryPolicy
+    """The policy the verbs retry with; callers retrying a whole blob stream use it too."""
+
+    stats: RequestStats
+    """Requests sent and bytes moved; a blob stream's reader adds the bytes it reads."""
 
     async def head_manifest(self, ref: Reference, *, destination: bool = False) -> ManifestHead | None:
         """Digest, media type and size of a manifest without its body; None when absent.
@@ -69,4 +79,26 @@ class RegistryAPI(Protocol):
 
     async def list_tags(self, ref: Reference) -> list[str]:
         """Every tag of ``ref``'s repository, in the registry's order."""
+        ...
+
+    async def start_upload(self, host: str, repository: str) -> UploadSession:
+        """Open an upload session; not retried: it is the first step of an upload attempt,
+        which its caller retries whole."""
+        ...
+
+    async def upload_blob(
+        self,
+        session: UploadSession,
+        digest: str,
+        size: int,
+        chunks: AsyncIterator[bytes],
+        progress: Callable[[int], None] | None = None,
+        *,
+        chunked: bool | None = None,
+    ) -> None:
+        """Stream ``chunks`` into ``session``, size and digest checked before the upload completes.
+
+        ``chunked``: PATCH chunks (True), one PUT (False), or (None) whichever the host is
+        known to take. Not retried: a stream cannot be replayed, its caller reopens it.
+        """
         ...

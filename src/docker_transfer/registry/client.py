@@ -10,8 +10,10 @@ the engine is written against.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -19,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from docker_transfer.errors import TLSError, UnsafeRedirectError
+from docker_transfer.errors import RegistryError, TLSError, UnsafeRedirectError
 from docker_transfer.manifest import Manifest
 from docker_transfer.reference import Reference
 from docker_transfer.registry import blobs as _blobs
@@ -31,6 +33,10 @@ from docker_transfer.registry.credentials import CredentialLookup, CredentialSto
 from docker_transfer.registry.httperrors import MAX_ERROR_BODY, parse_ratelimit, read_bounded, transport_error
 from docker_transfer.registry.retry import RetryPolicy
 from docker_transfer.registry.transport import TransportOptions, redact_text
+
+MONOLITHIC_REFUSED = frozenset({405, 411, 413, 501})
+"""Statuses by which a registry refuses a one-shot upload PUT (it wants PATCH chunks)."""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -306,3 +312,39 @@ class RegistryClient:
     async def list_tags(self, ref: Reference) -> list[str]:
         """Every tag of ``ref``'s repository (each page retried)."""
         return await _tags.list_tags(self, ref)
+
+    async def start_upload(self, host: str, repository: str) -> _upload.UploadSession:
+        """Open an upload session (POST); not retried: its caller retries the whole upload attempt."""
+        return await _upload.start_upload(self, host, repository)
+
+    async def upload_blob(
+        self,
+        session: _upload.UploadSession,
+        digest: str,
+        size: int,
+        chunks: AsyncIterator[bytes],
+        progress: Callable[[int], None] | None = None,
+        *,
+        chunked: bool | None = None,
+    ) -> None:
+        """Stream a blob into ``session``, one PUT or PATCH chunks; counted in ``stats.bytes_written``.
+
+        Not retried here: ``chunks`` cannot be replayed, so the caller reopens the source and
+        retries the whole attempt. With ``chunked=None`` a host that states a minimum chunk size,
+        or refused a one-shot PUT before, gets PATCHes; a first refusal (405, 411, 413, 501)
+        marks the host and is raised as retryable, so the next attempt sends chunks.
+        """
+        host = session.host
+        if chunked is None:
+            chunked = host in self.chunked_hosts or session.min_chunk > 0
+        if chunked:
+            await _upload.upload_chunked(self, session, digest, size, chunks, progress)
+            return
+        try:
+            await _upload.upload_monolithic(self, session, digest, size, chunks, progress)
+        except RegistryError as exc:
+            if exc.status in MONOLITHIC_REFUSED and host not in self.chunked_hosts:
+                log.info("%s refused a one-shot upload (%s); switching to chunked uploads", host, exc.status)
+                self.chunked_hosts.add(host)
+                exc.retryable = True
+            raise
