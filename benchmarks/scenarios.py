@@ -62,7 +62,7 @@ class Sizes:
     big_layer_size: int = 128 * MiB
     plan_counts: tuple[int, ...] = (10, 100, 1000)
     plan_latency_counts: tuple[int, ...] = (10, 100)
-    thin_big: int = 256 * MiB
+    thin_big: int = 1024 * MiB
     thin_small: int = 5 * MiB
     nightly_images: int = 300
     nightly_sample: int = 30
