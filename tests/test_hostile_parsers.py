@@ -74,9 +74,11 @@ def test_retry_after_is_none_or_a_bounded_delay(value: str) -> None:
 @example("\u00b2;w=\u00b2".encode(), b"9" * 5000)
 def test_ratelimit_headers_give_counts_or_none(limit: bytes, remaining: bytes) -> None:
     headers = httpx.Headers([(b"ratelimit-limit", limit), (b"ratelimit-remaining", remaining)])
-    parsed = parse_ratelimit(headers)
+    parsed = parse_ratelimit(headers, "registry.example")
     assert parsed is not None
-    assert all(v is None or (isinstance(v, int) and v >= 0) for v in parsed)
+    assert parsed.host == "registry.example"
+    figures = (parsed.limit, parsed.remaining, parsed.window_s)
+    assert all(v is None or (isinstance(v, int) and v >= 0) for v in figures)
 
 
 @FAST

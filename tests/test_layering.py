@@ -15,6 +15,7 @@ PURE = [
 ]  # fmt: skip
 PURE += ["layout/names", "layout/tarfmt"]  # issue 14: the pure half of the layout package
 PURE += ["reporttable"]  # issue 13: the report table, split from report
+PURE += ["ratelimit"]  # issue 12: the one rate-limit type
 FORBIDDEN = {
     "httpx",
     "asyncio",

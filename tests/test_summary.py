@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from docker_transfer.ratelimit import RateLimit, ratelimits_from, tightest_per_host
 from docker_transfer.report import Report, TagResult
 from docker_transfer.summary import (
-    RateLimit,
     error_annotations,
     error_command,
     escape_data,
@@ -25,9 +25,8 @@ from docker_transfer.summary import (
     group_images,
     inert,
     mask_commands,
-    ratelimits_from,
+    render_ratelimit,
     render_summary,
-    tightest_per_host,
     warning_annotations,
 )
 
@@ -181,12 +180,12 @@ def test_ratelimit_shapes() -> None:
     ]
     seen = RateLimit("registry-1.docker.io", 100, 0, 90)
     assert ratelimits_from({"ratelimit": [seen.to_dict()]}) == [seen]
-    assert seen.render() == "0 of 100 requests remaining per 90s at `registry-1.docker.io`"
+    assert render_ratelimit(seen) == "0 of 100 requests remaining per 90s at `registry-1.docker.io`"
     assert seen.plain() == "0 of 100 requests remaining per 90s at registry-1.docker.io"
     two = ratelimits_from(
         {"ratelimit": [{"limit": 100, "remaining": 7, "host": "a"}, {"limit": 5, "host": "b"}]}
     )
-    assert [lim.render() for lim in two] == [
+    assert [render_ratelimit(lim) for lim in two] == [
         "7 of 100 requests remaining at `a`",
         "limit 5 requests at `b`",
     ]

@@ -12,10 +12,10 @@ LF become ``%25``, ``%0D`` and ``%0A``; in properties (``title=…``) ``:`` and
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from docker_transfer.ratelimit import RateLimit
 from docker_transfer.report import (
     ConfigProblem,
     Report,
@@ -185,101 +185,6 @@ def warning_annotations(report: Report) -> list[str]:
     ]
 
 
-# --- rate limits -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """A registry's pull quota as last seen: ``remaining`` of ``limit`` per ``window_s`` at ``host``."""
-
-    host: str
-    limit: int | None = None
-    remaining: int | None = None
-    window_s: int | None = None
-
-    @classmethod
-    def from_mapping(cls, raw: Any) -> RateLimit | None:
-        """Read a report's ``{"host", "limit", "remaining", "window_s"}`` (``"source"`` may name the host).
-
-        None when it holds neither a limit nor a remaining count.
-        """
-        if not isinstance(raw, Mapping):
-            return None
-        host = raw.get("host", raw.get("source"))
-        limit, remaining = _count(raw.get("limit")), _count(raw.get("remaining"))
-        if limit is None and remaining is None:
-            return None
-        host_text = str(host) if host else "the source registry"
-        return cls(host=host_text, limit=limit, remaining=remaining, window_s=_count(raw.get("window_s")))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The report's JSON object for this quota."""
-        return {
-            "host": self.host,
-            "limit": self.limit,
-            "remaining": self.remaining,
-            "window_s": self.window_s,
-        }
-
-    def render(self) -> str:
-        """``87 of 100 requests remaining per 6h at `host```-style text (Markdown)."""
-        return self.describe(_code(self.host))
-
-    def plain(self) -> str:
-        """The same as :meth:`render` without Markdown, for terminals and logs."""
-        return self.describe(self.host)
-
-    def describe(self, host: str) -> str:
-        """The figures followed by ``at <host>``, with ``host`` written as given."""
-        if self.remaining is not None and self.limit is not None:
-            figures = f"{self.remaining} of {self.limit} requests remaining"
-        elif self.remaining is not None:
-            figures = f"{self.remaining} requests remaining"
-        else:
-            figures = f"limit {self.limit} requests"
-        if self.window_s:
-            figures += f" per {_window(self.window_s)}"
-        return f"{figures} at {host}"
-
-
-def ratelimits_from(data: Mapping[str, Any]) -> list[RateLimit]:
-    """The rate limits a report's JSON object carries under ``ratelimit`` (an object or a list)."""
-    raw = data.get("ratelimit")
-    items = raw if isinstance(raw, list) else [raw]
-    return [limit for limit in (RateLimit.from_mapping(item) for item in items) if limit is not None]
-
-
-def tightest_per_host(limits: Iterable[RateLimit]) -> list[RateLimit]:
-    """One rate limit per host: the one with the fewest requests remaining (merging shards)."""
-    best: dict[str, RateLimit] = {}
-    for limit in limits:
-        held = best.get(limit.host)
-        if held is None or _remaining_key(limit) < _remaining_key(held):
-            best[limit.host] = limit
-    return list(best.values())
-
-
-def _window(seconds: int) -> str:
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def _remaining_key(limit: RateLimit) -> float:
-    return float("inf") if limit.remaining is None else float(limit.remaining)
-
-
-def _count(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int) and value >= 0:
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
 # --- the Markdown summary ----------------------------------------------------------------------
 
 
@@ -318,7 +223,7 @@ def render_summary(
     else:
         sections = []
     for limit in ratelimits:
-        lines += [f"**Rate limit:** {limit.render()}", ""]
+        lines += [f"**Rate limit:** {render_ratelimit(limit)}", ""]
     if failed or missing:
         lines += ["### Failures", ""]
         lines += _failures_table(failed, missing)
@@ -448,6 +353,11 @@ def _cell(text: str) -> str:
     text = html.escape(text, quote=False).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     return text.replace("\n", "<br>")
+
+
+def render_ratelimit(limit: RateLimit) -> str:
+    """``87 of 100 requests remaining per 6h at `host``` (Markdown)."""
+    return limit.describe(_code(limit.host))
 
 
 def _code(text: str) -> str:

@@ -16,15 +16,10 @@ from docker_transfer.cli.common import human_width
 from docker_transfer.cli.sync import append_markdown, on_github_actions, write_report
 from docker_transfer.config import load_config
 from docker_transfer.errors import EXIT_FAILED, EXIT_OK, DockerTransferError, UsageError
+from docker_transfer.ratelimit import ratelimits_from, tightest_per_host
 from docker_transfer.report import Report, merge_reports
 from docker_transfer.reporttable import render_table
-from docker_transfer.summary import (
-    error_command,
-    inert,
-    ratelimits_from,
-    render_summary,
-    tightest_per_host,
-)
+from docker_transfer.summary import error_command, inert, render_summary
 
 MISSING_HINT = "no such file: did that shard crash or get cancelled before writing it?"
 

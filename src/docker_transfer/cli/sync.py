@@ -52,6 +52,7 @@ from docker_transfer.config import AttestationMode, Config, load_config
 from docker_transfer.engine.sync import Syncer, SyncEvents, SyncOptions
 from docker_transfer.errors import EXIT_INTERRUPTED, DockerTransferError, UsageError
 from docker_transfer.plan import Job, Target, plan_jobs
+from docker_transfer.ratelimit import ratelimits_from
 from docker_transfer.reference import Reference
 from docker_transfer.registry.client import RegistryClient
 from docker_transfer.registry.credentials import (
@@ -69,7 +70,6 @@ from docker_transfer.summary import (
     error_annotations,
     inert,
     mask_commands,
-    ratelimits_from,
     render_summary,
     warning_annotations,
 )

@@ -23,6 +23,7 @@ import httpx
 
 from docker_transfer.errors import RegistryError, TLSError, UnsafeRedirectError
 from docker_transfer.manifest import Manifest
+from docker_transfer.ratelimit import RateLimit
 from docker_transfer.reference import Reference
 from docker_transfer.registry import blobs as _blobs
 from docker_transfer.registry import manifests as _manifests
@@ -37,25 +38,6 @@ from docker_transfer.registry.transport import TransportOptions, redact_text
 MONOLITHIC_REFUSED = frozenset({405, 411, 413, 501})
 """Statuses by which a registry refuses a one-shot upload PUT (it wants PATCH chunks)."""
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """A registry's pull quota as its last answer stated it (Docker Hub's ``ratelimit-*`` headers)."""
-
-    host: str
-    limit: int | None
-    remaining: int | None
-    window_s: int | None
-
-    def to_dict(self) -> dict[str, object]:
-        """The report's ``ratelimit`` entry."""
-        return {
-            "host": self.host,
-            "limit": self.limit,
-            "remaining": self.remaining,
-            "window_s": self.window_s,
-        }
 
 
 @dataclass
@@ -241,9 +223,9 @@ class RegistryClient:
                 if reason is not None:
                     raise TLSError(host, reason) from None
                 raise transport_error(exc, host) from None
-            quota = parse_ratelimit(response.headers)
+            quota = parse_ratelimit(response.headers, host)
             if quota is not None:
-                self.stats.ratelimits[host] = RateLimit(host, *quota)
+                self.stats.ratelimits[host] = quota
             return response if stream else await _buffered(response)
 
     async def _send_token_request(self, request: httpx.Request) -> httpx.Response:

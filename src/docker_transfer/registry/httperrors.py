@@ -19,6 +19,7 @@ from docker_transfer.errors import (
     RegistryError,
     TransportError,
 )
+from docker_transfer.ratelimit import RateLimit, from_headers
 
 MAX_ERROR_BODY = 64 * 1024
 RETRY_AFTER_LIMIT = 86400.0
@@ -112,25 +113,9 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, min(delay, RETRY_AFTER_LIMIT))
 
 
-def parse_ratelimit(headers: httpx.Headers) -> tuple[int | None, int | None, int | None] | None:
-    """Docker Hub's ``ratelimit-limit: 100;w=21600`` / ``ratelimit-remaining: 76;w=21600``.
-
-    Returns (limit, remaining, window seconds), or None when the headers are absent.
-    """
-    raw_limit, raw_remaining = headers.get("ratelimit-limit"), headers.get("ratelimit-remaining")
-    if raw_limit is None and raw_remaining is None:
-        return None
-
-    def split(value: str | None) -> tuple[int | None, int | None]:
-        if not value:
-            return None, None
-        count, _, rest = value.partition(";")
-        window = rest.strip().removeprefix("w=")
-        return parse_count(count), parse_count(window)
-
-    limit, window = split(raw_limit)
-    remaining, window2 = split(raw_remaining)
-    return limit, remaining, window or window2
+def parse_ratelimit(headers: httpx.Headers, host: str) -> RateLimit | None:
+    """``host``'s quota from Docker Hub's ``ratelimit-limit`` / ``ratelimit-remaining`` headers, or None."""
+    return from_headers(host, headers.get("ratelimit-limit"), headers.get("ratelimit-remaining"), parse_count)
 
 
 def _describe(body: bytes) -> tuple[str | None, str]:
