@@ -155,20 +155,10 @@ async def error_from_response(
     code, detail = _describe(body)
     status = response.status_code
     host = response.request.url.netloc.decode()
-    if status == 404 and code is None and not _speaks_registry_api(response):
-        return NotFoundError(
-            f"{subject or what}: {host} does not speak the registry API (HTTP 404 for "
-            f"{response.request.url.path}, no registry error); check the registry address",
-            status=status,
-            host=host,
-        )
-    if status == 404 and subject and not destination:
-        return NotFoundError(
-            f"{subject}: not found at {host}" + (f" ({code})" if code else ""),
-            status=status,
-            code=code,
-            host=host,
-        )
+    if status == 404:
+        missing = _plain_not_found(response, subject or what, code, reads=bool(subject) and not destination)
+        if missing is not None:
+            return missing
     label = f"{code}: {detail}" if code else (detail or response.reason_phrase)
     message = f"{what}: {host} answered {status} ({label})"
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -211,6 +201,28 @@ async def error_from_response(
     if status == 429 or code == "TOOMANYREQUESTS":
         return build(RateLimitedError, message, True)
     return build(RegistryError, message, status in _RETRYABLE_STATUS or status >= 500)
+
+
+def _plain_not_found(
+    response: httpx.Response, subject: str, code: str | None, reads: bool
+) -> NotFoundError | None:
+    """A 404 that needs no more words: not a registry at all, or (``reads``) the thing read is absent."""
+    host = response.request.url.netloc.decode()
+    if code is None and not _speaks_registry_api(response):
+        return NotFoundError(
+            f"{subject}: {host} does not speak the registry API (HTTP 404 for "
+            f"{response.request.url.path}, no registry error); check the registry address",
+            status=404,
+            host=host,
+        )
+    if reads:
+        return NotFoundError(
+            f"{subject}: not found at {host}" + (f" ({code})" if code else ""),
+            status=404,
+            code=code,
+            host=host,
+        )
+    return None
 
 
 def _connect_reason(kind: str, detail: str) -> str:
