@@ -32,13 +32,13 @@ from docker_transfer.config import Config, parse_config
 from docker_transfer.engine.blobs import _check_content_range
 from docker_transfer.errors import ConfigError, ManifestError, RegistryError, UnsafeRedirectError
 from docker_transfer.manifest import parse_manifest
+from docker_transfer.ratelimit import parse_count, ratelimits_from
 from docker_transfer.registry.auth import RegistryAuth, parse_challenges, parse_token
 from docker_transfer.registry.client import _buffered, _refuse_malformed_location
 from docker_transfer.registry.httperrors import (
     RETRY_AFTER_LIMIT,
     _describe,
     error_from_response,
-    parse_count,
     parse_ratelimit,
     parse_retry_after,
 )
@@ -79,6 +79,28 @@ def test_ratelimit_headers_give_counts_or_none(limit: bytes, remaining: bytes) -
     assert parsed.host == "registry.example"
     figures = (parsed.limit, parsed.remaining, parsed.window_s)
     assert all(v is None or (isinstance(v, int) and v >= 0) for v in figures)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@FAST
+@given(
+    st.fixed_dictionaries({}, optional={k: JSON_VALUES for k in ("host", "limit", "remaining", "window_s")})
+)
+@example({"remaining": "\u00b2"})
+@example({"limit": "9" * 5000, "host": "a"})
+def test_a_reports_ratelimit_entry_gives_limits_or_nothing(entry: dict[str, object]) -> None:
+    # A shard report is a file anyone can edit: `report merge` reads it back.
+    for raw in (entry, [entry, entry]):
+        for limit in ratelimits_from({"ratelimit": raw}):
+            figures = (limit.limit, limit.remaining, limit.window_s)
+            assert all(v is None or (isinstance(v, int) and v >= 0) for v in figures)
+            assert limit.plain()
 
 
 @FAST

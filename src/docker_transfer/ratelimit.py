@@ -7,7 +7,7 @@ table print it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +46,7 @@ class RateLimit:
         }
 
     def plain(self) -> str:
-        """The same as :meth:`render` without Markdown, for terminals and logs."""
+        """The figures and the host as plain text, for terminals and logs."""
         return self.describe(self.host)
 
     def describe(self, host: str) -> str:
@@ -90,23 +90,36 @@ def _remaining_key(limit: RateLimit) -> float:
     return float("inf") if limit.remaining is None else float(limit.remaining)
 
 
+def parse_count(value: str | None, *, max_digits: int = 18) -> int | None:
+    """A non-negative decimal integer from server text, or None.
+
+    Only ASCII digits count: ``str.isdigit`` also accepts ``²`` or Devanagari digits,
+    which ``int`` refuses or reads as numbers no registry meant. The length bound keeps
+    ``int`` clear of its digit limit and the value within what a count can mean. (It lives
+    here, in pure code, because the quota parsers need it; the registry client uses it for
+    every other count a server sends.)
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > max_digits or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
 def _count(value: Any) -> int | None:
+    """A count from a report's JSON: a non-negative int, or a string :func:`parse_count` reads."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int) and value >= 0:
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
+    return parse_count(value) if isinstance(value, str) else None
 
 
-def from_headers(
-    host: str, limit_value: str | None, remaining_value: str | None, count: Callable[[str], int | None]
-) -> RateLimit | None:
+def from_headers(host: str, limit_value: str | None, remaining_value: str | None) -> RateLimit | None:
     """Docker Hub's ``ratelimit-limit: 100;w=21600`` and ``ratelimit-remaining: 76;w=21600`` values.
 
-    ``count`` reads one decimal count of server text (the registry client's strict parser). None
-    when both headers are absent.
+    None when both headers are absent.
     """
     if limit_value is None and remaining_value is None:
         return None
@@ -115,7 +128,7 @@ def from_headers(
         if not value:
             return None, None
         figure, _, rest = value.partition(";")
-        return count(figure), count(rest.strip().removeprefix("w="))
+        return parse_count(figure), parse_count(rest.strip().removeprefix("w="))
 
     limit, window = split(limit_value)
     remaining, window2 = split(remaining_value)

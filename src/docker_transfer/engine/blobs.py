@@ -23,9 +23,10 @@ from docker_transfer.engine.singleflight import SingleFlight
 from docker_transfer.engine.tee import tee
 from docker_transfer.errors import DockerTransferError, RegistryError, TransportError
 from docker_transfer.manifest import Descriptor
+from docker_transfer.ratelimit import parse_count
 from docker_transfer.reference import Reference
 from docker_transfer.registry.api import RegistryAPI
-from docker_transfer.registry.httperrors import aclosing_iter, parse_count, transport_error
+from docker_transfer.registry.httperrors import aclosing_iter, transport_error
 from docker_transfer.registry.retry import RetryPolicy
 from docker_transfer.registry.upload import UploadSession
 

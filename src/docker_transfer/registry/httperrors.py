@@ -19,7 +19,7 @@ from docker_transfer.errors import (
     RegistryError,
     TransportError,
 )
-from docker_transfer.ratelimit import RateLimit, from_headers
+from docker_transfer.ratelimit import RateLimit, from_headers, parse_count
 
 MAX_ERROR_BODY = 64 * 1024
 RETRY_AFTER_LIMIT = 86400.0
@@ -81,21 +81,6 @@ async def read_bounded(response: httpx.Response, limit: int, *, strict: bool = F
     return b"".join(chunks)[:limit]
 
 
-def parse_count(value: str | None, *, max_digits: int = 18) -> int | None:
-    """A non-negative decimal integer from server text, or None.
-
-    Only ASCII digits count: ``str.isdigit`` also accepts ``²`` or Devanagari digits,
-    which ``int`` refuses or reads as numbers no registry meant. The length bound keeps
-    ``int`` clear of its digit limit and the value within what a count can mean.
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if not value or len(value) > max_digits or not value.isascii() or not value.isdigit():
-        return None
-    return int(value)
-
-
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), at most a day."""
     if not value:
@@ -115,7 +100,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 def parse_ratelimit(headers: httpx.Headers, host: str) -> RateLimit | None:
     """``host``'s quota from Docker Hub's ``ratelimit-limit`` / ``ratelimit-remaining`` headers, or None."""
-    return from_headers(host, headers.get("ratelimit-limit"), headers.get("ratelimit-remaining"), parse_count)
+    return from_headers(host, headers.get("ratelimit-limit"), headers.get("ratelimit-remaining"))
 
 
 def _describe(body: bytes) -> tuple[str | None, str]:

@@ -13,8 +13,9 @@ from docker_transfer.manifest import (
     parse_manifest,
     sha256_digest,
 )
+from docker_transfer.ratelimit import parse_count
 from docker_transfer.reference import Reference, is_digest
-from docker_transfer.registry.httperrors import error_from_response, parse_count, read_bounded
+from docker_transfer.registry.httperrors import error_from_response, read_bounded
 
 if TYPE_CHECKING:
     # The client's verbs (RegistryClient.get_manifest…) call these: no import at run time.

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import httpx
 
 from docker_transfer.errors import DigestMismatchError, RegistryError, SizeMismatchError
-from docker_transfer.registry.httperrors import aclosing_iter, error_from_response, parse_count, read_bounded
+from docker_transfer.ratelimit import parse_count
+from docker_transfer.registry.httperrors import aclosing_iter, error_from_response, read_bounded
 
 if TYPE_CHECKING:
     # The client's verbs (RegistryClient.get_manifest…) call these: no import at run time.
