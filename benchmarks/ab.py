@@ -36,7 +36,8 @@ def _variant(spec: str) -> tuple[str, dict[str, str]]:
     return name, env
 
 
-def _registry_cpu(*registries: LocalRegistry) -> float:
+def registry_cpu(*registries: LocalRegistry) -> float:
+    """CPU seconds the registries' processes have used so far (user + system, from /proc)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for reg in registries:
@@ -111,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
                         registry(ws, "dst", tls=args.tls) as dst,
                     ):
                         used: dict[str, float] = {}
-                        before = _registry_cpu(src, dst)
+                        before = registry_cpu(src, dst)
                         with measured_cpu(used):
                             seconds = _run_one(name, src, dst, image, variants.get(name, {}))
-                        reg_cpu[name].append(_registry_cpu(src, dst) - before)
+                        reg_cpu[name].append(registry_cpu(src, dst) - before)
                         wall[name].append(seconds)
                         cpu[name].append(used["cpu_s"])
                         log(f"run {i + 1}/{args.runs} {name}: {seconds:.2f}s, cpu {used['cpu_s']:.2f}s")

@@ -20,7 +20,7 @@ import re
 import resource
 import statistics
 
-from benchmarks.ab import _registry_cpu
+from benchmarks.ab import registry_cpu
 from benchmarks.contenders import Outcome, ours_sync, seed_loop, write_images_json
 from benchmarks.env import Workspace, log, measured_cpu, registry, snapshot_package
 from benchmarks.images import build_image
@@ -99,8 +99,8 @@ def main() -> None:
                         row = {
                             "wall_s": outcome.seconds,
                             "client_cpu_s": cpu["cpu_s"],
-                            "src_registry_cpu_s": _registry_cpu(src),
-                            "dst_registry_cpu_s": _registry_cpu(dst),
+                            "src_registry_cpu_s": registry_cpu(src),
+                            "dst_registry_cpu_s": registry_cpu(dst),
                             "proxy_cpu_s": _self_cpu() - proxy_before,
                         }
                         fixed = row["src_registry_cpu_s"] + row["dst_registry_cpu_s"] + row["proxy_cpu_s"]
